@@ -1,0 +1,99 @@
+"""The long-lived service behind every front end: config, model, index, and `ask`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from functools import cached_property
+
+from bot.answer import Answer, AnswerSettings, compose_answer, normalize_question
+from bot.config import Config
+from index.articles import Article, load_articles
+from index.embed import Embedder, SentenceTransformerEmbedder
+from index.store import (
+    BuildReport,
+    HybridWeights,
+    PassageIndex,
+    build_index,
+    index_is_current,
+    load_index,
+)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class AnswerEngine:
+    """Loads the index once (building or updating it first if needed) and answers questions."""
+
+    def __init__(
+        self,
+        config: Config,
+        embedder: Embedder | None = None,
+        status: Callable[[str], None] = _stderr,
+    ) -> None:
+        self.config = config
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.device)
+        self.status = status
+        self._index: PassageIndex | None = None
+
+    @property
+    def settings(self) -> AnswerSettings:
+        c = self.config
+        return AnswerSettings(
+            top_k=c.top_k,
+            mode=c.mode,
+            weights=HybridWeights(dense=c.dense_weight, lexical=c.lexical_weight),
+            abstain_threshold=c.abstain_threshold,
+        )
+
+    @cached_property
+    def articles(self) -> list[Article]:
+        return load_articles(self.config.articles)
+
+    @property
+    def index(self) -> PassageIndex:
+        if self._index is None:
+            self._index = self.ensure_index()
+        return self._index
+
+    def ensure_index(self, *, rebuild: bool = False, progress: bool = False) -> PassageIndex:
+        """Load the saved index, after building or updating it when the articles changed."""
+        directory = self.config.index_dir
+        if not rebuild and index_is_current(directory, self.articles, self.config.passages):
+            self._index = load_index(directory, self.embedder)
+            return self._index
+        self.build(rebuild=rebuild, progress=progress)
+        assert self._index is not None
+        return self._index
+
+    def build(self, *, rebuild: bool = False, progress: bool = False) -> BuildReport:
+        """Build or update the index, re-embedding only added or changed articles."""
+        verb = "building" if rebuild or not (self.config.index_dir / "manifest.json").exists() else "updating"
+        self.status(f"articlebot: {verb} the index at {self.config.index_dir} …")
+        self._index, report = build_index(
+            self.articles,
+            self.embedder,
+            self.config.index_dir,
+            self.config.passages,
+            rebuild=rebuild,
+            progress=progress,
+        )
+        return report
+
+    def ask(self, question: str, top_k: int | None = None) -> Answer:
+        """Answer one question; raises QuestionError for an empty or over-long one."""
+        question = normalize_question(question)
+        index = self.index
+        settings = self.settings
+        if top_k is not None:
+            settings = AnswerSettings(**{**settings.__dict__, "top_k": top_k})
+        started = time.perf_counter()
+        vector = None if settings.mode == "lexical" else self.embedder.encode([question])[0]
+        encoded = time.perf_counter()
+        answer = compose_answer(question, vector, index, settings)
+        answer.timings_ms["encode"] = round((encoded - started) * 1000, 2)
+        answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
+        return answer

@@ -1,0 +1,147 @@
+"""Reading articles from disk: metadata, body text and a stable id."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.errors import ArticleError
+
+ARTICLE_SUFFIXES = (".txt", ".md")
+_FRONT_MATTER_KEYS = ("title", "date", "source", "url")
+_FRONT_MATTER_LINE = re.compile(r"^(title|date|source|url)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+# A wire-style opening: "date 2021-03-01 YEREVAN -- Armenia has ...".
+_DATELINE = re.compile(
+    r"^\s*(?:date\s+)?(?P<date>\d{4}-\d{2}-\d{2})\s+"
+    r"(?P<place>[A-Z][A-Z .,'’-]{1,60}?)\s*(?:--|—|–)\s*"
+)
+_PLACE_ONLY_DATELINE = re.compile(r"^\s*(?P<place>[A-Z][A-Z .,'’-]{1,60}?)\s*(?:--|—)\s*")
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article: metadata plus the body text every offset refers to."""
+
+    id: str
+    path: str
+    title: str
+    text: str
+    date: str | None = None
+    dateline: str | None = None
+    source: str | None = None
+    url: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """Changes whenever anything that reaches the index changes."""
+        digest = hashlib.sha256()
+        for part in (self.title, self.date or "", self.dateline or "", self.text):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\0")
+        return digest.hexdigest()[:16]
+
+
+def parse_article(raw: str, *, path: str, article_id: str) -> Article:
+    """Split front matter and dateline off the raw text of one article."""
+    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
+    meta: dict[str, str] = {}
+    lines = text.split("\n")
+    consumed = 0
+    for line in lines:
+        match = _FRONT_MATTER_LINE.match(line)
+        if match is None:
+            break
+        meta[match.group(1).lower()] = match.group(2)
+        consumed += 1
+    if consumed:
+        text = "\n".join(lines[consumed:])
+
+    dateline = None
+    match = _DATELINE.match(text) or _PLACE_ONLY_DATELINE.match(text)
+    if match is not None:
+        dateline = match.group("place").strip(" ,")
+        if "date" in match.groupdict() and match.group("date"):
+            meta.setdefault("date", match.group("date"))
+        text = text[match.end() :]
+    # Markdown titles ("# Headline") count as front matter too.
+    if "title" not in meta:
+        heading = re.match(r"^\s*#\s+(.+?)\s*\n", text)
+        if heading is not None:
+            meta["title"] = heading.group(1)
+            text = text[heading.end() :]
+    text = text.strip()
+    if not text:
+        raise ArticleError(f"{path} has no text to index: add the article's body below any metadata")
+    title = meta.get("title") or _first_sentence(text) or Path(path).stem
+    return Article(
+        id=article_id,
+        path=path,
+        title=title,
+        text=text,
+        date=meta.get("date") or None,
+        dateline=dateline,
+        source=meta.get("source") or None,
+        url=meta.get("url") or None,
+    )
+
+
+def load_articles(paths: Iterable[str | Path]) -> list[Article]:
+    """Read every article file named, or found in the folders named, in a stable order."""
+    files = _article_files(paths)
+    if not files:
+        raise ArticleError("no articles found: name .txt or .md files, or folders holding them")
+    ids = _article_ids(files)
+    articles = []
+    for file in files:
+        try:
+            raw = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ArticleError(f"{file} is not UTF-8 text: save it as UTF-8 and try again") from None
+        except OSError as error:
+            raise ArticleError(f"cannot read {file}: {error.strerror}") from None
+        articles.append(parse_article(raw, path=str(file), article_id=ids[file]))
+    return articles
+
+
+def _article_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file())
+            if not found:
+                raise ArticleError(f"{path} holds no .txt or .md articles")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ArticleError(f"article not found: {path}")
+    unique = dict.fromkeys(p.resolve() for p in files)
+    return list(unique)
+
+
+def _article_ids(files: Sequence[Path]) -> dict[Path, str]:
+    """Ids are the file's name as a slug; two files of one name get a hash of their path."""
+    slugs = {file: _slug(file.stem) for file in files}
+    counts: dict[str, int] = {}
+    for slug in slugs.values():
+        counts[slug] = counts.get(slug, 0) + 1
+    return {
+        file: slug if counts[slug] == 1 else f"{slug}-{hashlib.sha1(str(file).encode()).hexdigest()[:6]}"
+        for file, slug in slugs.items()
+    }
+
+
+def _slug(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug or "article"
+
+
+def _first_sentence(text: str, limit: int = 100) -> str:
+    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0].strip()
+    return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"

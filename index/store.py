@@ -1,0 +1,482 @@
+"""The persisted index: passages, sentences, their vectors, FAISS and BM25, and a manifest.
+
+Layout of an index folder:
+
+    manifest.json          what was built, how, from which articles; written last, atomically
+    gen-<stamp>/           one generation: the manifest names the current one
+        articles.jsonl     article metadata and body text (offsets refer to it)
+        passages.jsonl     one passage a line: id, article, paragraph, sentence range, span, text
+        sentences.jsonl    one sentence a line: article, index, paragraph, span
+        passage_vectors.npy, sentence_vectors.npy
+        passages.faiss     exact inner-product index over the passage vectors
+        lexical/           bm25s files and document frequencies
+
+A build writes a new generation beside the old one and only then replaces the manifest, so an
+interrupted build leaves the previous index whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.articles import Article
+from index.embed import Embedder
+from index.errors import IndexCorruptError, IndexMismatchError
+from index.lexical import LexicalIndex
+from index.split import Passage, Sentence, SplitSettings, split_article
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SEARCH_MODES = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage found for a query, with the scores that ranked it."""
+
+    passage: Passage
+    score: float
+    dense: float
+    lexical: float
+
+
+@dataclass(frozen=True)
+class HybridWeights:
+    """How dense cosine and BM25 combine, each first scaled to [0, 1] over the candidates."""
+
+    dense: float = 0.5
+    lexical: float = 0.5
+    candidates: int = 50
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    articles: int
+    passages: int
+    embedded_articles: int
+    removed_articles: int
+    seconds: float
+
+
+class PassageIndex:
+    """Everything a search needs, loaded into memory."""
+
+    def __init__(
+        self,
+        articles: Sequence[Article],
+        sentences: Sequence[Sentence],
+        passages: Sequence[Passage],
+        sentence_vectors: np.ndarray,
+        passage_vectors: np.ndarray,
+        lexical: LexicalIndex,
+        manifest: dict[str, Any],
+        faiss_index: Any = None,
+    ) -> None:
+        self.articles = {article.id: article for article in articles}
+        self.sentences = list(sentences)
+        self.passages = list(passages)
+        self.sentence_vectors = sentence_vectors
+        self.passage_vectors = passage_vectors
+        self.lexical = lexical
+        self.manifest = manifest
+        self.faiss_index = faiss_index if faiss_index is not None else _flat_index(passage_vectors)
+        self._passage_rows = {passage.id: row for row, passage in enumerate(self.passages)}
+        self._sentence_rows: dict[tuple[str, int], int] = {
+            (sentence.article_id, sentence.index): row for row, sentence in enumerate(self.sentences)
+        }
+
+    # Lookups -----------------------------------------------------------------------------
+
+    def passage(self, passage_id: str) -> Passage | None:
+        row = self._passage_rows.get(passage_id)
+        return None if row is None else self.passages[row]
+
+    def passage_row(self, passage_id: str) -> int:
+        return self._passage_rows[passage_id]
+
+    def sentence_rows(self, passage: Passage) -> list[int]:
+        """Rows of `sentences` and `sentence_vectors` for the sentences of `passage`."""
+        return [self._sentence_rows[(passage.article_id, index)] for index in passage.sentence_ids]
+
+    def paragraph_span(self, article_id: str, paragraph: int) -> tuple[int, int]:
+        """Character span of a whole paragraph of an article."""
+        rows = [
+            row
+            for (article, _), row in self._sentence_rows.items()
+            if article == article_id and self.sentences[row].paragraph == paragraph
+        ]
+        if not rows:
+            raise KeyError(f"{article_id} has no paragraph {paragraph}")
+        return self.sentences[min(rows)].start, self.sentences[max(rows)].end
+
+    # Search ------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        query_vector: np.ndarray | None,
+        k: int = 5,
+        mode: str = "hybrid",
+        weights: HybridWeights = HybridWeights(),
+    ) -> list[Hit]:
+        """The `k` best passages for a query, best first."""
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"unknown search mode {mode!r}: choose one of {', '.join(SEARCH_MODES)}")
+        count = len(self.passages)
+        if count == 0 or k <= 0:
+            return []
+        if mode == "lexical":
+            lexical = self.lexical.scores(query)
+            rows = _top(lexical, k)
+            dense = self._dense_scores(query_vector, rows)
+            return [self._hit(row, float(lexical[row]), float(d), float(lexical[row])) for row, d in zip(rows, dense)]
+        if query_vector is None:
+            raise ValueError(f"{mode} search needs the query's vector")
+        depth = min(count, max(k, weights.candidates))
+        dense_scores, dense_rows = self.faiss_index.search(query_vector.reshape(1, -1).astype(np.float32), depth)
+        dense_rows = [int(row) for row in dense_rows[0] if row >= 0]
+        if mode == "dense":
+            lexical = self.lexical.scores(query)
+            return [
+                self._hit(row, float(score), float(score), float(lexical[row]))
+                for row, score in zip(dense_rows[:k], dense_scores[0])
+            ]
+        lexical = self.lexical.scores(query)
+        candidates = list(dict.fromkeys([*dense_rows, *_top(lexical, depth)]))
+        dense = self._dense_scores(query_vector, candidates)
+        bm25 = lexical[candidates]
+        combined = weights.dense * _unit_scale(dense) + weights.lexical * _unit_scale(bm25)
+        order = np.argsort(-combined, kind="stable")[:k]
+        return [
+            self._hit(candidates[i], float(combined[i]), float(dense[i]), float(bm25[i])) for i in order
+        ]
+
+    def _dense_scores(self, query_vector: np.ndarray | None, rows: Sequence[int]) -> np.ndarray:
+        if query_vector is None:
+            return np.full(len(rows), np.nan, dtype=np.float32)
+        return np.asarray(self.passage_vectors[list(rows)] @ query_vector.astype(np.float32), dtype=np.float32)
+
+    def _hit(self, row: int, score: float, dense: float, lexical: float) -> Hit:
+        return Hit(self.passages[row], score, dense, lexical)
+
+
+def _top(scores: np.ndarray, k: int) -> list[int]:
+    k = min(k, len(scores))
+    if k == 0:
+        return []
+    rows = np.argpartition(-scores, k - 1)[:k]
+    return [int(row) for row in rows[np.argsort(-scores[rows], kind="stable")]]
+
+
+def _unit_scale(scores: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1]; all-equal scores carry no preference and become 0."""
+    low, high = float(np.min(scores)), float(np.max(scores))
+    if high - low < 1e-9:
+        return np.zeros_like(scores)
+    return (scores - low) / (high - low)
+
+
+def _flat_index(vectors: np.ndarray) -> Any:
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1] if vectors.ndim == 2 else 0)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+# Building ----------------------------------------------------------------------------------
+
+
+def build_index(
+    articles: Sequence[Article],
+    embedder: Embedder,
+    index_dir: Path,
+    settings: SplitSettings = SplitSettings(),
+    *,
+    rebuild: bool = False,
+    progress: bool = False,
+    on_article: Callable[[Article], None] | None = None,
+) -> tuple[PassageIndex, BuildReport]:
+    """Bring the index at `index_dir` up to date with `articles`, embedding only what changed."""
+    started = time.perf_counter()
+    previous: PassageIndex | None = None
+    if not rebuild and (index_dir / MANIFEST).exists():
+        previous = load_index(index_dir, embedder)
+        if previous.manifest.get("split") != dataclasses.asdict(settings):
+            previous = None  # passages of another shape: every article is split again
+
+    reused = {} if previous is None else _reusable(previous, articles)
+    fresh = [article for article in articles if article.id not in reused]
+    new_parts = _split_and_embed(fresh, embedder, settings, progress, on_article)
+
+    sentences: list[Sentence] = []
+    passages: list[Passage] = []
+    sentence_blocks: list[np.ndarray] = []
+    passage_blocks: list[np.ndarray] = []
+    for article in articles:
+        part = reused.get(article.id) or new_parts[article.id]
+        sentences.extend(part.sentences)
+        passages.extend(part.passages)
+        sentence_blocks.append(part.sentence_vectors)
+        passage_blocks.append(part.passage_vectors)
+    dimension = embedder.dimension
+    sentence_vectors = np.concatenate(sentence_blocks) if sentence_blocks else np.zeros((0, dimension), np.float32)
+    passage_vectors = np.concatenate(passage_blocks) if passage_blocks else np.zeros((0, dimension), np.float32)
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": embedder.model_name,
+        "dimension": dimension,
+        "passage_count": len(passages),
+        "sentence_count": len(sentences),
+        "articles": {article.id: article.content_hash for article in articles},
+        "split": dataclasses.asdict(settings),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": _library_versions(),
+    }
+    index = PassageIndex(
+        articles,
+        sentences,
+        passages,
+        sentence_vectors,
+        passage_vectors,
+        LexicalIndex.build([passage.text for passage in passages]),
+        manifest,
+    )
+    save_index(index, index_dir)
+    removed = 0 if previous is None else len(set(previous.articles) - {a.id for a in articles})
+    report = BuildReport(len(articles), len(passages), len(fresh), removed, time.perf_counter() - started)
+    return index, report
+
+
+def index_is_current(index_dir: Path, articles: Sequence[Article], settings: SplitSettings) -> bool:
+    """True when the saved manifest matches these articles and passage settings exactly."""
+    try:
+        manifest = read_manifest(index_dir)
+    except (IndexCorruptError, FileNotFoundError):
+        return False
+    return manifest.get("articles") == {a.id: a.content_hash for a in articles} and manifest.get(
+        "split"
+    ) == dataclasses.asdict(settings)
+
+
+@dataclass
+class _ArticlePart:
+    sentences: list[Sentence]
+    passages: list[Passage]
+    sentence_vectors: np.ndarray
+    passage_vectors: np.ndarray
+
+
+def _reusable(previous: PassageIndex, articles: Sequence[Article]) -> dict[str, _ArticlePart]:
+    """The parts of the previous index whose article is unchanged."""
+    hashes = previous.manifest.get("articles", {})
+    wanted = {a.id for a in articles if hashes.get(a.id) == a.content_hash}
+    parts: dict[str, _ArticlePart] = {}
+    for article_id in wanted:
+        s_rows = [row for row, s in enumerate(previous.sentences) if s.article_id == article_id]
+        p_rows = [row for row, p in enumerate(previous.passages) if p.article_id == article_id]
+        parts[article_id] = _ArticlePart(
+            [previous.sentences[row] for row in s_rows],
+            [previous.passages[row] for row in p_rows],
+            previous.sentence_vectors[s_rows],
+            previous.passage_vectors[p_rows],
+        )
+    return parts
+
+
+def _split_and_embed(
+    articles: Sequence[Article],
+    embedder: Embedder,
+    settings: SplitSettings,
+    progress: bool,
+    on_article: Callable[[Article], None] | None,
+) -> dict[str, _ArticlePart]:
+    """Split every article, then embed all their passages and sentences in large batches."""
+    split = {}
+    for article in articles:
+        if on_article is not None:
+            on_article(article)
+        split[article.id] = split_article(article, settings, embedder.count_tokens)
+    all_passages = [p.text for sentences, passages in split.values() for p in passages]
+    all_sentences = [s.text for sentences, passages in split.values() for s in sentences]
+    passage_vectors = embedder.encode(all_passages, progress=progress)
+    sentence_vectors = embedder.encode(all_sentences, progress=progress)
+    parts = {}
+    p_at = s_at = 0
+    for article_id, (sentences, passages) in split.items():
+        parts[article_id] = _ArticlePart(
+            sentences,
+            passages,
+            sentence_vectors[s_at : s_at + len(sentences)],
+            passage_vectors[p_at : p_at + len(passages)],
+        )
+        p_at += len(passages)
+        s_at += len(sentences)
+    return parts
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for package in ("sentence-transformers", "faiss-cpu", "bm25s", "numpy", "torch"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+# Saving and loading ------------------------------------------------------------------------
+
+
+def save_index(index: PassageIndex, index_dir: Path) -> None:
+    """Write a new generation, then point the manifest at it; older generations are removed."""
+    import faiss
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    generation = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
+    generation.mkdir()
+    _write_jsonl(generation / "articles.jsonl", (_article_record(a) for a in index.articles.values()))
+    _write_jsonl(generation / "passages.jsonl", (dataclasses.asdict(p) for p in index.passages))
+    _write_jsonl(
+        generation / "sentences.jsonl",
+        ({k: v for k, v in dataclasses.asdict(s).items() if k != "text"} for s in index.sentences),
+    )
+    np.save(generation / "passage_vectors.npy", index.passage_vectors)
+    np.save(generation / "sentence_vectors.npy", index.sentence_vectors)
+    faiss.write_index(index.faiss_index, str(generation / "passages.faiss"))
+    index.lexical.save(generation / "lexical")
+    _fsync_tree(generation)
+
+    manifest = {**index.manifest, "generation": generation.name}
+    _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+    index.manifest = manifest
+    for stale in index_dir.glob("gen-*"):
+        if stale.name != generation.name:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    path = index_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as error:
+        raise IndexCorruptError(f"the index manifest {path} cannot be read ({error}): rebuild with 'articlebot index --rebuild'") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"the index manifest {path} is not a JSON object: rebuild with 'articlebot index --rebuild'")
+    return manifest
+
+
+def check_compatible(manifest: dict[str, Any], embedder: Embedder, index_dir: Path) -> None:
+    """Refuse an index built by another format, model or dimension, saying which."""
+    expected = {
+        "format_version": FORMAT_VERSION,
+        "model": embedder.model_name,
+        "dimension": embedder.dimension,
+    }
+    for key, value in expected.items():
+        if manifest.get(key) != value:
+            raise IndexMismatchError(
+                f"the index at {index_dir} was built with {key} {manifest.get(key)!r}, not {value!r}: "
+                "rebuild it with 'articlebot index --rebuild'"
+            )
+
+
+def load_index(index_dir: Path, embedder: Embedder) -> PassageIndex:
+    """Load the current generation, refusing a mismatched or damaged index with the reason."""
+    import faiss
+
+    manifest = read_manifest(index_dir)
+    check_compatible(manifest, embedder, index_dir)
+    generation = index_dir / str(manifest.get("generation", ""))
+    hint = "rebuild with 'articlebot index --rebuild'"
+    try:
+        articles = [_article_from_record(r) for r in _read_jsonl(generation / "articles.jsonl")]
+        by_id = {article.id: article for article in articles}
+        passages = [Passage(**record) for record in _read_jsonl(generation / "passages.jsonl")]
+        sentences = [
+            Sentence(**record, text=by_id[record["article_id"]].text[record["start"] : record["end"]])
+            for record in _read_jsonl(generation / "sentences.jsonl")
+        ]
+        passage_vectors = np.load(generation / "passage_vectors.npy")
+        sentence_vectors = np.load(generation / "sentence_vectors.npy")
+        faiss_index = faiss.read_index(str(generation / "passages.faiss"))
+        lexical = LexicalIndex.load(generation / "lexical")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise IndexCorruptError(f"the index at {index_dir} is damaged ({_short(error)}): {hint}") from None
+    if (
+        len(passages) != manifest.get("passage_count")
+        or passage_vectors.shape != (len(passages), embedder.dimension)
+        or sentence_vectors.shape != (len(sentences), embedder.dimension)
+        or faiss_index.ntotal != len(passages)
+        or lexical.size != len(passages)
+    ):
+        raise IndexCorruptError(f"the index at {index_dir} is damaged (its parts disagree in size): {hint}")
+    return PassageIndex(
+        articles, sentences, passages, sentence_vectors, passage_vectors, lexical, manifest, faiss_index
+    )
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:120]}" if text else type(error).__name__
+
+
+def _article_record(article: Article) -> dict[str, Any]:
+    return {**dataclasses.asdict(article), "content_hash": article.content_hash}
+
+
+def _article_from_record(record: dict[str, Any]) -> Article:
+    record = dict(record)
+    record.pop("content_hash", None)
+    return Article(**record)
+
+
+def _write_jsonl(path: Path, records: Iterator[dict[str, Any]] | Any) -> None:
+    with path.open("w", encoding="utf-8") as file:
+        for record in records:
+            file.write(json.dumps(record, ensure_ascii=False))
+            file.write("\n")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as file:
+                os.fsync(file.fileno())

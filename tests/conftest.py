@@ -1,0 +1,64 @@
+"""Shared fixtures: the real model, loaded once, and indexes built in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import BUNDLED_ARTICLES, Config
+from bot.engine import AnswerEngine
+from index.embed import SentenceTransformerEmbedder
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the user's config or cache, or a token from the environment."""
+    for name in list(os.environ):
+        if name.startswith(("ARTICLEBOT_", "TELEGRAM_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse any socket connection that leaves this machine."""
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else address
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in (
+            "127.0.0.1",
+            "::1",
+            "localhost",
+        ):
+            raise OSError(f"test tried to reach {host!r}: only loopback is allowed")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The real all-MiniLM-L6-v2, loaded once for the whole run."""
+    model = SentenceTransformerEmbedder("cpu")
+    model.model  # noqa: B018 - load now, not inside the first test's timing
+    return model
+
+
+@pytest.fixture(scope="session")
+def bundled_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return Config(articles=(BUNDLED_ARTICLES,), index_dir=tmp_path_factory.mktemp("bundled-index"))
+
+
+@pytest.fixture(scope="session")
+def engine(bundled_config: Config, embedder: SentenceTransformerEmbedder) -> Iterator[AnswerEngine]:
+    """An engine over the bundled article, its index built once for the session."""
+    engine = AnswerEngine(bundled_config, embedder=embedder, status=lambda message: None)
+    engine.ensure_index()
+    yield engine
