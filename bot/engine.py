@@ -33,9 +33,13 @@ class AnswerEngine:
         config: Config,
         embedder: Embedder | None = None,
         status: Callable[[str], None] = _stderr,
+        query_encoder: Embedder | None = None,
     ) -> None:
         self.config = config
+        # The embedder builds the index; the query encoder turns questions into vectors and
+        # must give the same vectors (it may be a lighter runtime of the same model).
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.device)
+        self.query_encoder: Embedder = query_encoder or self.embedder
         self.status = status
         self._index: PassageIndex | None = None
 
@@ -91,7 +95,7 @@ class AnswerEngine:
         if top_k is not None:
             settings = AnswerSettings(**{**settings.__dict__, "top_k": top_k})
         started = time.perf_counter()
-        vector = None if settings.mode == "lexical" else self.embedder.encode([question])[0]
+        vector = None if settings.mode == "lexical" else self.query_encoder.encode([question])[0]
         encoded = time.perf_counter()
         answer = compose_answer(question, vector, index, settings)
         answer.timings_ms["encode"] = round((encoded - started) * 1000, 2)
