@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bot.engine import AnswerEngine
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_COMMON_DEFAULTS: dict[str, Any] = {"config": None, "articles": None, "index_dir": None, "top_k": None, "debug": False}
 
 # Commands that live beside their front end. Each module offers
 # `add_arguments(parser)` and `run(args, config) -> int`, and imports nothing heavy at import time.
@@ -29,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `articlebot` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name, default in _COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
     _configure_logging(args.debug)
     try:
         config = config_from_args(args)
@@ -53,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # The same options work before and after the command; SUPPRESS keeps a sub-command's
+    # parser from overwriting a value given before the command with its default.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--config", metavar="PATH", help="TOML config file (default: $ARTICLEBOT_CONFIG)")
     common.add_argument("--articles", metavar="PATH", nargs="+", help="article files or folders to serve")
     common.add_argument("--index-dir", metavar="PATH", help="where the index is kept")
@@ -157,4 +163,9 @@ def _configure_logging(debug: bool) -> None:
     )
     # httpx logs every request URL at INFO, and Bot API URLs carry the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("bm25s").setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("index.split").setLevel(logging.INFO)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The interactive console: a prompt with history, answers with the sentence highlighted."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from bot.answer import Answer
+from bot.engine import AnswerEngine
+from bot.render import WIDTH, quote, render_rich
+from index.errors import ArticlebotError
+
+HELP = """Ask a question about the article in your own words, e.g. "who was fired?".
+  :more     show further passages for the last question
+  :sources  list the articles loaded
+  :help     show this help
+  :quit     leave (Ctrl-D and Ctrl-C leave too)"""
+
+
+class ConsoleSession:
+    """The state of one console: the last question and how many of its passages were shown."""
+
+    def __init__(self, engine: AnswerEngine, console: Console) -> None:
+        self.engine = engine
+        self.console = console
+        self.last_question: str | None = None
+        self.shown = 0
+
+    @property
+    def width(self) -> int:
+        return min(self.console.width, WIDTH)
+
+    def handle(self, line: str) -> bool:
+        """Act on one line of input; False when the user asked to leave."""
+        command = line.strip()
+        if not command:
+            return True
+        if command in (":quit", ":q", ":exit"):
+            return False
+        if command in (":help", ":h", "?"):
+            self.console.print(HELP, highlight=False)
+        elif command == ":sources":
+            self.sources()
+        elif command == ":more":
+            self.more()
+        elif command.startswith(":"):
+            self.console.print(f"unknown command {command}: type :help for the list", style="red")
+        else:
+            self.ask(command)
+        return True
+
+    def ask(self, question: str) -> None:
+        answer = self.engine.ask(question)
+        self.last_question = answer.question
+        self.shown = len(answer.passages)
+        self.console.print(render_rich(answer, width=self.width))
+
+    def more(self) -> None:
+        if self.last_question is None:
+            self.console.print("ask a question first; :more then shows further passages", style="yellow")
+            return
+        answer: Answer = self.engine.ask(self.last_question, top_k=self.shown + self.engine.config.top_k)
+        further = answer.passages[self.shown :]
+        if not further:
+            self.console.print("no further passages", style="yellow")
+            return
+        self.shown += len(further)
+        for quoted in further:
+            self.console.print(quote(quoted, width=self.width))
+
+    def sources(self) -> None:
+        index = self.engine.index
+        for article in index.articles.values():
+            passages = sum(1 for p in index.passages if p.article_id == article.id)
+            line = Text(f"• {article.title}", style="bold")
+            line.append(f"  {article.date or 'undated'} · {passages} passages · {article.path}", style="dim")
+            self.console.print(line)
+
+
+def run_console(engine: AnswerEngine, console: Console | None = None) -> int:
+    """Read questions until the user leaves; one failing question never ends the session."""
+    console = console or Console(highlight=False)
+    engine.ensure_index()
+    session = ConsoleSession(engine, console)
+    articles = engine.index.articles.values()
+    console.print(
+        f"articlebot — {len(articles)} article{'s' if len(articles) != 1 else ''} loaded "
+        f"({', '.join(a.title for a in list(articles)[:3])}{'…' if len(articles) > 3 else ''}). "
+        "Type a question, or :help.",
+        style="dim",
+    )
+    for line in _lines(console):
+        try:
+            if not session.handle(line):
+                break
+        except ArticlebotError as error:
+            console.print(f"{error}", style="yellow")
+        except Exception as error:  # keep the session alive whatever one question does
+            console.print(f"that question failed ({type(error).__name__}: {error}); try another", style="red")
+    return 0
+
+
+def _lines(console: Console) -> Iterator[str]:
+    """Input lines: a prompt with history on a terminal, plain lines from a pipe."""
+    if not sys.stdin.isatty():
+        yield from (line.rstrip("\n") for line in sys.stdin)
+        return
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+
+    session: PromptSession[str] = PromptSession(history=FileHistory(str(_history_file())))
+    prompt: Callable[[], str] = lambda: session.prompt("question> ")  # noqa: E731
+    while True:
+        try:
+            yield prompt()
+        except (EOFError, KeyboardInterrupt):
+            console.print("bye", style="dim")
+            return
+
+
+def _history_file() -> Path:
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "articlebot"
+    state.mkdir(parents=True, exist_ok=True)
+    return state / "history"

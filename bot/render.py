@@ -1,0 +1,115 @@
+"""An Answer as a person reads it in a terminal, and as the `--json` object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.text import Text
+
+from bot.answer import Answer, QuotedPassage
+
+NO_ANSWER = "The article does not seem to answer that."
+NOTHING_INDEXED = "There is nothing indexed to answer from."
+HIGHLIGHT_STYLE = "bold yellow"
+WIDTH = 92
+
+
+def source_line(quoted: QuotedPassage, paragraph: int | None = None) -> str:
+    """Where a passage (or the sentence in it) stands: title · date · paragraph N of M."""
+    parts = [quoted.title]
+    if quoted.date:
+        parts.append(quoted.date)
+    where = f"paragraph {paragraph or quoted.paragraph}"
+    if quoted.paragraph_count:
+        where += f" of {quoted.paragraph_count}"
+    parts.append(where)
+    return " · ".join(parts)
+
+
+def render_rich(answer: Answer, *, marks: bool = False, width: int = WIDTH) -> Group:
+    """Answer sentence, the quoted passage with that sentence highlighted, and its source.
+
+    With `marks`, the highlight is also drawn as » « so that it survives without colour.
+    """
+    if not answer.passages:
+        return Group(Text(NOTHING_INDEXED))
+    best, *others = answer.passages
+    parts: list[Text] = []
+    if answer.answered and answer.sentence is not None:
+        paragraph = answer.sentence.sentence.paragraph
+        parts += [
+            Text(answer.sentence.text, style="bold"),
+            Text(),
+            quote(best, marks=marks, paragraph=paragraph, width=width),
+        ]
+        if others:
+            parts.append(Text("Also in the article:", style="dim"))
+            parts += [quote(quoted, marks=marks, width=width) for quoted in others]
+    else:
+        parts += [Text(NO_ANSWER, style="bold"), Text("Closest match (not an answer):", style="dim")]
+        parts.append(quote(best, marks=marks, width=width))
+    return Group(*parts)
+
+
+def render_text(answer: Answer) -> str:
+    """`render_rich` as plain text, the answer sentence marked with » «."""
+    console = Console(width=WIDTH, no_color=True, highlight=False, force_terminal=False)
+    with console.capture() as capture:
+        console.print(render_rich(answer, marks=True))
+    return capture.get().rstrip()
+
+
+def quote(
+    quoted: QuotedPassage, *, marks: bool = False, paragraph: int | None = None, width: int = WIDTH
+) -> Text:
+    """A passage behind a bar, its highlight styled, and its source line under it."""
+    text = Text()
+    if quoted.highlight is None:
+        text.append(quoted.text)
+    else:
+        start, end = quoted.highlight
+        sentence = quoted.text[start:end]
+        text.append(quoted.text[:start])
+        text.append(f"»{sentence}«" if marks else sentence, style=HIGHLIGHT_STYLE)
+        text.append(quoted.text[end:])
+    lines = text.wrap(Console(width=width), width - 2)
+    body = Text()
+    for line in lines:
+        body.append("│ ", style="dim")
+        body.append(line)
+        body.append("\n")
+    body.append(f"— {source_line(quoted, paragraph)}\n", style="italic dim")
+    return body
+
+
+def answer_to_json(answer: Answer) -> dict[str, Any]:
+    """The `ask --json` object, exactly as documented in the README."""
+    sentence = answer.sentence
+    return {
+        "question": answer.question,
+        "answered": answer.answered,
+        "answer": None
+        if sentence is None
+        else {
+            "sentence": sentence.text,
+            "article": sentence.sentence.article_id,
+            "title": sentence.title,
+            "date": sentence.date,
+            "paragraph": sentence.sentence.paragraph,
+        },
+        "passages": [
+            {
+                "text": quoted.text,
+                "score": round(quoted.score, 6),
+                "article": quoted.passage.article_id,
+                "title": quoted.title,
+                "date": quoted.date,
+                "paragraph": quoted.paragraph,
+                "start": quoted.passage.start,
+                "end": quoted.passage.end,
+            }
+            for quoted in answer.passages
+        ],
+        "timings_ms": dict(answer.timings_ms),
+    }

@@ -1,0 +1,123 @@
+"""Answers over the bundled article, with the real model, FAISS and BM25."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answer import MAX_QUESTION_CHARS, QuestionError, normalize_question
+from bot.engine import AnswerEngine
+
+pytestmark = pytest.mark.slow
+
+# Each question with a phrase only the sentence that answers it contains.
+ANSWERABLE = [
+    ("who was fired?", "immediately fired Onik Gasparian"),
+    ("who was dismissed last week?", "dismissed Tiran Khachatrian"),
+    ("what did the protesters break into?", "broke into a government building"),
+    ("how many days did the fighting last?", "44 days of fierce fighting"),
+    ("who refused to sign the order?", "has refused to sign the order"),
+    ("what did the council condemn?", "also condemned any involvement"),
+    ("what did the officers sign?", "signed a letter accusing"),
+    ("where did the protesters invade?", "invaded the legislature"),
+    ("when will the opposition hold another rally?", "another rally later on March 1"),
+    ("What did Pashinian call the move?", "an attempted military coup"),
+    ("were there any injuries?", "no immediate reports of injuries"),
+    ("what did Khachatrian mock?", "mocked the prime minister’s analysis"),
+    ("which districts did Armenia cede?", "all seven surrounding districts"),
+    ("what do many Armenians think of the deal?", "humiliating loss"),
+    ("who backed Azerbaijan's military?", "Turkish-backed military"),
+]
+OFF_TOPIC = ["What is the capital of France?", "How do I bake sourdough bread?"]
+
+
+@pytest.mark.parametrize(("question", "phrase"), ANSWERABLE)
+def test_answers_with_the_sentence_that_answers(engine: AnswerEngine, question: str, phrase: str) -> None:
+    answer = engine.ask(question)
+    assert answer.answered, f"abstained (confidence {answer.confidence:.2f})"
+    assert answer.sentence is not None
+    assert phrase in answer.sentence.text
+    best = answer.passages[0]
+    assert best.highlight is not None
+    start, end = best.highlight
+    assert best.text[start:end] == answer.sentence.text
+
+
+def test_who_was_fired_quotes_gasparian_and_supports_with_khachatrian(engine: AnswerEngine) -> None:
+    answer = engine.ask("who was fired?")
+    assert answer.sentence is not None
+    assert "Onik Gasparian" in answer.sentence.text
+    assert answer.sentence.title == engine.index.articles["armenia-2021-03-01"].title
+    assert answer.sentence.date == "2021-03-01"
+    assert answer.sentence.sentence.paragraph == 7
+    assert any("Tiran Khachatrian" in quoted.text for quoted in answer.passages)
+
+
+@pytest.mark.parametrize("question", [*OFF_TOPIC, "who won the football match?"])
+def test_abstains_when_the_article_does_not_answer(engine: AnswerEngine, question: str) -> None:
+    answer = engine.ask(question)
+    assert not answer.answered
+    assert answer.sentence is None
+    # The closest passage is still shown, but nothing in it is marked as the answer.
+    assert answer.passages
+    assert all(quoted.highlight is None for quoted in answer.passages)
+
+
+def test_passages_never_repeat_a_sentence(engine: AnswerEngine) -> None:
+    for question in ["who was fired?", "what happened in Yerevan?", "Nagorno-Karabakh"]:
+        answer = engine.ask(question, top_k=6)
+        spans = [(quoted.passage.start, quoted.passage.end) for quoted in answer.passages]
+        for i, (start, end) in enumerate(spans):
+            for other_start, other_end in spans[i + 1 :]:
+                assert end <= other_start or other_end <= start, f"{question!r}: overlapping passages"
+
+
+def test_top_k_limits_the_passages(engine: AnswerEngine) -> None:
+    assert len(engine.ask("who was fired?", top_k=1).passages) == 1
+    assert len(engine.ask("who was fired?", top_k=3).passages) == 3
+
+
+def test_answer_is_a_quote_at_its_place_in_the_article(engine: AnswerEngine) -> None:
+    answer = engine.ask("who refused to sign the order?")
+    assert answer.sentence is not None
+    article = engine.index.articles[answer.sentence.sentence.article_id]
+    sentence = answer.sentence.sentence
+    assert article.text[sentence.start : sentence.end] == answer.sentence.text
+    for quoted in answer.passages:
+        assert article.text[quoted.passage.start : quoted.passage.end] == quoted.text
+
+
+def test_timings_are_reported(engine: AnswerEngine) -> None:
+    answer = engine.ask("who was fired?")
+    assert {"encode", "search", "total"} <= set(answer.timings_ms)
+    assert answer.timings_ms["total"] >= answer.timings_ms["search"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  who   was\tfired??? ", "who was fired?"),
+        ("who\nwas fired", "who was fired"),
+        ("who was fired?!?", "who was fired?"),
+        ("Who was FIRED\u200b?", "Who was FIRED?"),
+        ("<b>who</b> was fired? & co", "<b>who</b> was fired? & co"),
+    ],
+)
+def test_normalize_question(raw: str, expected: str) -> None:
+    assert normalize_question(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "???", "\u200b\n", "👀 🔥 ?"])
+def test_empty_question_gets_a_hint(raw: str) -> None:
+    with pytest.raises(QuestionError, match="ask a question"):
+        normalize_question(raw)
+
+
+def test_over_long_question_is_refused() -> None:
+    with pytest.raises(QuestionError, match="at most 1,000"):
+        normalize_question("why " * (MAX_QUESTION_CHARS // 4 + 1))
+
+
+def test_odd_unicode_and_html_are_answered_not_crashed(engine: AnswerEngine) -> None:
+    for question in ["<script>alert(1)</script> who was fired?", "кто был уволен?", "ｗｈｏ was ﬁred 👀"]:
+        answer = engine.ask(question)
+        assert answer.passages
