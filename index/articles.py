@@ -12,7 +12,6 @@ from pathlib import Path
 from index.errors import ArticleError
 
 ARTICLE_SUFFIXES = (".txt", ".md")
-_FRONT_MATTER_KEYS = ("title", "date", "source", "url")
 _FRONT_MATTER_LINE = re.compile(r"^(title|date|source|url)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 # A wire-style opening: "date 2021-03-01 YEREVAN -- Armenia has ...".
 _DATELINE = re.compile(
@@ -142,6 +141,6 @@ def _slug(name: str) -> str:
     return slug or "article"
 
 
-def _first_sentence(text: str, limit: int = 100) -> str:
+def _first_sentence(text: str, limit: int = 70) -> str:
     first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0].strip()
     return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
