@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from index.articles import Article
+from bot import abstain
+from bot.answer_type import expected_type, holds_type
 from index.errors import ArticlebotError
-from index.lexical import tokenize
+from index.lexical import QUESTION_WORDS, stem, words
 from index.split import Passage, Sentence
 from index.store import Hit, HybridWeights, PassageIndex
 
@@ -41,6 +42,7 @@ class QuotedPassage:
     dense: float
     lexical: float
     highlight: tuple[int, int] | None = None
+    paragraph_count: int = 0
 
     @property
     def text(self) -> str:
@@ -103,8 +105,37 @@ class AnswerSettings:
     mode: str = "hybrid"
     weights: HybridWeights = HybridWeights()
     abstain_threshold: float = 0.5
+    # How a candidate sentence is scored: meaning, the question's words (stemmed and as written),
+    # holding the kind of thing asked for, and the rank of the passage it came from.
     cosine_weight: float = 0.5
     overlap_weight: float = 0.5
+    exact_weight: float = 0.0
+    type_weight: float = 0.0
+    rank_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class SentenceChoice:
+    """A candidate answer sentence, the best-ranked hit it stands in, and its scores."""
+
+    sentence: Sentence
+    hit: Hit
+    rank: int
+    score: float
+    cosine: float
+    overlap: float
+    exact: float
+    answer_type: float
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything `compose_answer` decides from: hits, the best sentence, and the abstention features."""
+
+    hits: list[Hit]
+    best: SentenceChoice | None
+    features: dict[str, float]
+    confidence: float
 
 
 def compose_answer(
@@ -115,76 +146,170 @@ def compose_answer(
 ) -> Answer:
     """Search, choose the answer sentence, decide whether it answers, and quote it."""
     started = time.perf_counter()
-    depth = max(settings.top_k * 4, CANDIDATE_PASSAGES)
-    hits = index.search(question, question_vector, k=depth, mode=settings.mode, weights=settings.weights)
-    searched = time.perf_counter()
+    assessment = assess(question, question_vector, index, settings)
+    finished = time.perf_counter()
+    hits, best = assessment.hits, assessment.best
     if not hits:
-        return Answer(question, False, None, (), 0.0, {"search": _ms(started, searched)})
-
-    question_terms = set(tokenize([question])[0])
-    best = _best_sentence(question_terms, question_vector, hits[:CANDIDATE_PASSAGES], index, settings)
-    if best is None:
-        leader = hits[0]
-    else:
-        leader = next(hit for hit in hits[:CANDIDATE_PASSAGES] if hit.passage.article_id == best[1].article_id
-                      and best[1].index in hit.passage.sentence_ids)
-    confidence = _confidence(best, hits)
-    answered = best is not None and confidence >= settings.abstain_threshold
-
+        return Answer(question, False, None, (), 0.0, {"search": _ms(started, finished)})
+    answered = best is not None and assessment.confidence >= settings.abstain_threshold
+    leader = hits[0] if best is None else best.hit
     chosen = [leader, *_without_near_duplicates(leader, hits, settings.top_k - 1)]
+    highlighted = best.sentence if answered and best is not None else None
     quoted = tuple(
-        _quote(hit, index.articles[hit.passage.article_id], best[1] if answered and hit is leader and best else None)
+        _quote(hit, index, highlighted if hit is leader else None)
         for hit in chosen
     )
     sentence = None
     if answered and best is not None:
-        score, chosen_sentence, cosine, overlap = best
-        article = index.articles[chosen_sentence.article_id]
-        sentence = AnswerSentence(chosen_sentence, article.title, article.date, score, cosine, overlap)
-    finished = time.perf_counter()
-    timings = {"search": _ms(started, searched), "answer": _ms(searched, finished)}
-    return Answer(question, answered, sentence, quoted, confidence, timings)
+        article = index.articles[best.sentence.article_id]
+        sentence = AnswerSentence(
+            best.sentence, article.title, article.date, best.score, best.cosine, best.overlap
+        )
+    timings = {"search": assessment.features.get("_search_ms", 0.0), "answer": _ms(started, finished)}
+    return Answer(question, answered, sentence, quoted, assessment.confidence, timings)
+
+
+def assess(
+    question: str,
+    question_vector: np.ndarray | None,
+    index: PassageIndex,
+    settings: AnswerSettings = AnswerSettings(),
+) -> Assessment:
+    """Search, score the candidate sentences, and rate how likely the best one answers."""
+    started = time.perf_counter()
+    depth = max(settings.top_k * 4, CANDIDATE_PASSAGES, 10)
+    hits = index.search(question, question_vector, k=depth, mode=settings.mode, weights=settings.weights)
+    searched = time.perf_counter()
+    if not hits:
+        return Assessment([], None, {"_search_ms": _ms(started, searched)}, 0.0)
+    terms = _QuestionTerms.of(question, index)
+    best = _best_sentence(terms, question_vector, hits[:CANDIDATE_PASSAGES], index, settings)
+    features = abstention_features(terms, best, hits)
+    confidence = abstain.confidence(features) if best is not None else 0.0
+    features["_search_ms"] = _ms(started, searched)
+    return Assessment(hits, best, features, confidence)
+
+
+@dataclass(frozen=True)
+class _QuestionTerms:
+    """The question's content words, as written and stemmed, with their idf, and the kind asked for."""
+
+    written: dict[str, str]  # word as written -> its stem
+    idf: dict[str, float]  # stem -> idf
+    kind: str | None
+    negated: bool
+
+    @classmethod
+    def of(cls, question: str, index: PassageIndex) -> _QuestionTerms:
+        written = {word: stem(word) for word in words(question) if word not in QUESTION_WORDS}
+        idf = {term: index.lexical.idf(term) for term in written.values()}
+        negated = bool(_NEGATION.search(question))
+        return cls(written, idf, expected_type(question), negated)
+
+
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|n't|without)\b|n't\b", re.IGNORECASE)
 
 
 def _best_sentence(
-    question_terms: set[str],
+    terms: _QuestionTerms,
     question_vector: np.ndarray | None,
     hits: Sequence[Hit],
     index: PassageIndex,
     settings: AnswerSettings,
-) -> tuple[float, Sentence, float, float] | None:
-    """(score, sentence, cosine, overlap) of the best sentence among the hits' sentences."""
-    rows = list(dict.fromkeys(row for hit in hits for row in index.sentence_rows(hit.passage)))
+) -> SentenceChoice | None:
+    """The best-scoring sentence among the hits' sentences."""
+    rows: dict[int, tuple[int, Hit]] = {}
+    for rank, hit in enumerate(hits):
+        for row in index.sentence_rows(hit.passage):
+            rows.setdefault(row, (rank, hit))
     if not rows:
         return None
-    sentences = [index.sentences[row] for row in rows]
+    order = list(rows)
+    sentences = [index.sentences[row] for row in order]
     if question_vector is not None:
-        cosines = index.sentence_vectors[rows] @ question_vector.astype(np.float32)
+        cosines = index.sentence_vectors[order] @ question_vector.astype(np.float32)
     else:
-        cosines = np.zeros(len(rows), dtype=np.float32)
-    overlaps = _idf_overlap(question_terms, [s.text for s in sentences], index)
-    scores = settings.cosine_weight * cosines + settings.overlap_weight * overlaps
+        cosines = np.zeros(len(order), dtype=np.float32)
+    overlaps, exacts = _idf_overlap(terms, [s.text for s in sentences])
+    question_words = set(terms.written)
+    types = np.array(
+        [float(holds_type(terms.kind, s.text, question_words)) for s in sentences], dtype=np.float32
+    )
+    ranks = np.array([rows[row][0] for row in order], dtype=np.float32)
+    scores = (
+        settings.cosine_weight * cosines
+        + settings.overlap_weight * overlaps
+        + settings.exact_weight * exacts
+        + settings.type_weight * types
+        - settings.rank_weight * ranks
+    )
     best = int(np.argmax(scores))
-    return float(scores[best]), sentences[best], float(cosines[best]), float(overlaps[best])
-
-
-def _idf_overlap(question_terms: set[str], texts: Sequence[str], index: PassageIndex) -> np.ndarray:
-    """Share of the question's idf weight that each text contains."""
-    if not question_terms:
-        return np.zeros(len(texts), dtype=np.float32)
-    weights = {term: index.lexical.idf(term) for term in question_terms}
-    total = sum(weights.values())
-    return np.array(
-        [sum(weights[t] for t in question_terms & set(terms)) / total for terms in tokenize(texts)],
-        dtype=np.float32,
+    rank, hit = rows[order[best]]
+    return SentenceChoice(
+        sentences[best],
+        hit,
+        rank,
+        float(scores[best]),
+        float(cosines[best]),
+        float(overlaps[best]),
+        float(exacts[best]),
+        float(types[best]),
     )
 
 
-def _confidence(best: tuple[float, Sentence, float, float] | None, hits: Sequence[Hit]) -> float:
-    """How sure the bot is that the best sentence answers: its combined score."""
-    if best is None:
-        return 0.0
-    return max(0.0, min(1.0, best[0]))
+def _idf_overlap(terms: _QuestionTerms, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Share of the question's idf weight each text holds: by stem, and by the word as written."""
+    if not terms.idf:
+        zeros = np.zeros(len(texts), dtype=np.float32)
+        return zeros, zeros
+    total = sum(terms.idf.values())
+    by_stem = np.zeros(len(texts), dtype=np.float32)
+    as_written = np.zeros(len(texts), dtype=np.float32)
+    for i, text in enumerate(texts):
+        text_words = set(words(text))
+        text_stems = {stem(word) for word in text_words}
+        by_stem[i] = sum(weight for term, weight in terms.idf.items() if term in text_stems) / total
+        # A stem counts once, when any of the question's spellings of it appears as written.
+        exact = {term for word, term in terms.written.items() if word in text_words}
+        as_written[i] = sum(terms.idf[term] for term in exact) / total
+    return by_stem, as_written
+
+
+def abstention_features(
+    terms: _QuestionTerms, best: SentenceChoice | None, hits: Sequence[Hit]
+) -> dict[str, float]:
+    """What the abstention model weighs: how well the best sentence and passage match the question."""
+    top = hits[0]
+    second_dense = max((hit.dense for hit in hits[1:]), default=0.0)
+    total_idf = sum(terms.idf.values()) or 1.0
+    features = {
+        "top_dense": _finite(top.dense),
+        "top_lexical": _finite(top.lexical) / (2.5 * total_idf),
+        "dense_gap": _finite(top.dense) - _finite(second_dense),
+        "sentence_cosine": 0.0,
+        "sentence_overlap": 0.0,
+        "sentence_exact": 0.0,
+        "sentence_type": 0.0,
+        "asks_type": float(terms.kind is not None),
+        "question_terms": float(len(terms.idf)),
+        "negated": float(terms.negated),
+        "missing_idf": 0.0,
+    }
+    if best is not None:
+        sentence_stems = {stem(word) for word in words(best.sentence.text)}
+        missing = [weight for term, weight in terms.idf.items() if term not in sentence_stems]
+        features.update(
+            sentence_cosine=best.cosine,
+            sentence_overlap=best.overlap,
+            sentence_exact=best.exact,
+            sentence_type=best.answer_type,
+            missing_idf=max(missing, default=0.0) / total_idf,
+        )
+    return features
+
+
+def _finite(value: float) -> float:
+    return 0.0 if value != value else float(value)
 
 
 def _without_near_duplicates(leader: Hit, hits: Sequence[Hit], limit: int) -> list[Hit]:
@@ -207,11 +332,21 @@ def _without_near_duplicates(leader: Hit, hits: Sequence[Hit], limit: int) -> li
     return kept
 
 
-def _quote(hit: Hit, article: Article, sentence: Sentence | None) -> QuotedPassage:
+def _quote(hit: Hit, index: PassageIndex, sentence: Sentence | None) -> QuotedPassage:
+    article = index.articles[hit.passage.article_id]
     highlight = None
     if sentence is not None:
         highlight = (sentence.start - hit.passage.start, sentence.end - hit.passage.start)
-    return QuotedPassage(hit.passage, article.title, article.date, hit.score, hit.dense, hit.lexical, highlight)
+    return QuotedPassage(
+        hit.passage,
+        article.title,
+        article.date,
+        hit.score,
+        hit.dense,
+        hit.lexical,
+        highlight,
+        index.paragraph_counts.get(article.id, 0),
+    )
 
 
 def _ms(start: float, end: float) -> float:

@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+# Words that carry no topic: bm25s's English list. Question words ("who", "when") stay searchable
+# for BM25 but never count as the question's content when the answer step weighs overlap.
+STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
+    "these they this to was will with".split()
+)
+QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how did does do done was were is are has have had "
+    "can could would should may might must shall according name named called".split()
+)
+# bm25s's own pattern: runs of two or more word characters, so "Nagorno-Karabakh" is two words.
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+@lru_cache(maxsize=1)
+def _bm25s() -> Any:
+    """bm25s, imported once; it sets its logger to DEBUG on import, so hand that back to the root's level."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
 
 
 @lru_cache(maxsize=1)
@@ -19,14 +44,20 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
+def words(text: str) -> list[str]:
+    """Lower-cased words of `text` without stop words, as written (not stemmed)."""
+    return [word for word in _TOKEN.findall(text.lower()) if word not in STOPWORDS]
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    stemmed: str = _stemmer().stemWord(word)
+    return stemmed
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, stop-word-free, stemmed terms: the one tokenisation used everywhere."""
-    import bm25s
-
-    tokens: list[list[str]] = bm25s.tokenize(
-        list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
-    )
-    return tokens
+    return [[stem(word) for word in words(text)] for text in texts]
 
 
 class LexicalIndex:
@@ -39,10 +70,8 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
-        import bm25s
-
         corpus = tokenize(texts)
-        retriever = bm25s.BM25()
+        retriever = _bm25s().BM25()
         # bm25s cannot index an empty corpus; an index of nothing scores nothing.
         if corpus:
             retriever.index(corpus, show_progress=False)
@@ -74,8 +103,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        import bm25s
-
+        bm25s = _bm25s()
         stored = json.loads((folder / "document_frequency.json").read_text(encoding="utf-8"))
         size = int(stored["size"])
         retriever = bm25s.BM25.load(str(folder), show_progress=False) if size else bm25s.BM25()

@@ -1,0 +1,1 @@
+"""Answer quality on SQuAD-format files: `articlebot eval`."""

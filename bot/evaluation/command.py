@@ -1,0 +1,155 @@
+"""`articlebot eval FILE`: passage hit@k, MRR, answer-sentence accuracy and abstention on SQuAD."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.evaluation.harness import Result
+
+SETTING_CHOICES = ("per-article", "pooled")
+MODE_CHOICES = ("hybrid", "dense", "lexical")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="SQuAD-format JSON (v1.1, or v2.0 for abstention)")
+    parser.add_argument(
+        "--setting",
+        choices=SETTING_CHOICES,
+        action="append",
+        help="per-article (one index per article) or pooled (one index of everything); default both",
+    )
+    parser.add_argument(
+        "--mode", choices=MODE_CHOICES, action="append", help="retrieval mode to measure; default every mode"
+    )
+    parser.add_argument("--limit", metavar="N", type=int, help="ask only the file's first N questions")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument(
+        "--passages",
+        choices=("configured", "paragraphs"),
+        default="configured",
+        help="passages as configured (default), or one whole paragraph each, as the SQuAD baselines",
+    )
+    parser.add_argument(
+        "--cache-dir", metavar="PATH", help="keep embeddings here, so a second run skips the model"
+    )
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from bot.evaluation.squad import load_squad
+
+    if args.limit is not None and args.limit < 1:
+        print("articlebot: error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    squad = load_squad(Path(args.file).expanduser())
+    figures, meta = measure(squad, config, args)
+    if args.json:
+        print(json.dumps({**meta, "results": [dataclasses.asdict(r) for r in figures]}, ensure_ascii=False))
+    else:
+        print(render_table(figures, meta))
+    return 0
+
+
+def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[Result], dict[str, Any]]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bot.engine import AnswerEngine
+    from bot.evaluation import harness
+    from index.embed import Embedder, SentenceTransformerEmbedder
+    from index.split import SplitSettings
+
+    started = time.perf_counter()
+    settings_names = args.setting or list(SETTING_CHOICES)
+    modes = args.mode or list(MODE_CHOICES)
+    split = config.passages
+    if args.passages == "paragraphs":
+        split = SplitSettings(max_sentences=1000, max_words=100_000, stride=1000, cross_paragraphs=False)
+    embedder: Embedder = SentenceTransformerEmbedder(config.device)
+    if args.cache_dir:
+        embedder = harness.CachingEmbedder(embedder, Path(args.cache_dir).expanduser())
+    questions = harness.select_questions(squad, args.limit)
+    # Per-article needs only the articles asked about; pooled needs every paragraph of the file.
+    needed = len(squad) if "pooled" in settings_names else max(i for i, q in enumerate(questions) if q) + 1
+    stderr = Console(stderr=True)
+    with stderr.status("articlebot: splitting and embedding the articles …"):
+        corpus = harness.prepare(squad[:needed], embedder, split)
+        asked = [q for group in questions for q in group]
+        vectors = dict(zip([q.id for q in asked], embedder.encode([q.text for q in asked]), strict=True))
+    base = AnswerEngine(config, embedder=embedder).settings
+    total = len(asked) * len(settings_names) * len(modes)
+    with Progress(
+        TextColumn("articlebot: asking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("asking", total=total)
+        figures = harness.evaluate(
+            corpus,
+            questions[:needed],
+            vectors,
+            base,
+            settings_names,
+            modes,
+            tick=lambda done: progress.advance(task, done),
+        )
+    meta = {
+        "file": str(args.file),
+        "questions": len(asked),
+        "articles": sum(1 for group in questions if group),
+        "passages": dataclasses.asdict(split),
+        "passage_count": sum(len(group) for group in corpus.passages),
+        "weights": {"dense": base.weights.dense, "lexical": base.weights.lexical},
+        "abstain_threshold": base.abstain_threshold,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return figures, meta
+
+
+def render_table(figures: list[Result], meta: dict[str, Any]) -> str:
+    """A plain-text table, one row per setting and mode."""
+    abstention = any(r.auroc is not None for r in figures)
+    header = ["setting", "mode", "hit@1", "hit@3", "hit@5", "MRR@10", "sentence"]
+    if abstention:
+        header += ["AUROC", "acc", "prec", "recall"]
+    header.append("seconds")
+    rows = []
+    for r in figures:
+        row = [r.setting, r.mode, *(_f(v) for v in (r.hit1, r.hit3, r.hit5, r.mrr10, r.sentence_accuracy))]
+        if abstention:
+            row += [_f(v) for v in (r.auroc, r.answered_accuracy, r.answered_precision, r.answered_recall)]
+        row.append(f"{r.seconds:.0f}")
+        rows.append(row)
+    widths = [max(len(str(cells[i])) for cells in [header, *rows]) for i in range(len(header))]
+    lines = [
+        f"{meta['file']}: {meta['questions']:,} questions over {meta['articles']} articles, "
+        f"{meta['passage_count']:,} passages; abstain below {meta['abstain_threshold']:.2f}",
+        "  ".join(
+            h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        ),
+    ]
+    for row in rows:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    lines.append(f"({meta['seconds']:.0f} s in all)")
+    return "\n".join(lines)
+
+
+def _f(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f}"

@@ -1,0 +1,264 @@
+"""Index SQuAD articles the way the bot indexes news, ask their questions, and score the answers.
+
+Two settings: per-article (one index per article, asked that article's questions: the bot's
+everyday use) and pooled (every paragraph of the file in one index). Every passage and sentence
+is embedded once and shared by both settings and every retrieval mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bot.answer import AnswerSettings, Assessment, assess
+from bot.evaluation.metrics import answered_rates, auroc, contains_answer, first_hit_rank, hit_at, mrr_at
+from bot.evaluation.squad import SquadArticle, SquadQuestion
+from index.articles import Article
+from index.embed import Embedder
+from index.lexical import LexicalIndex
+from index.split import Passage, Sentence, SplitSettings, split_article
+from index.store import PassageIndex
+
+SETTINGS = ("per-article", "pooled")
+RANK_DEPTH = 10
+
+
+@dataclass
+class Outcome:
+    """What the bot did with one question in one setting and mode."""
+
+    question: SquadQuestion
+    rank: int | None  # 1-based rank of the first passage holding a gold answer, within RANK_DEPTH
+    sentence_correct: bool
+    confidence: float
+    features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """The figures for one setting and retrieval mode."""
+
+    setting: str
+    mode: str
+    questions: int
+    answerable: int
+    hit1: float
+    hit3: float
+    hit5: float
+    mrr10: float
+    sentence_accuracy: float
+    auroc: float | None
+    answered_accuracy: float | None
+    answered_precision: float | None
+    answered_recall: float | None
+    seconds: float
+
+
+@dataclass
+class Corpus:
+    """The SQuAD articles split into sentences and passages, with their vectors."""
+
+    articles: list[Article]
+    sentences: list[list[Sentence]]
+    passages: list[list[Passage]]
+    sentence_vectors: list[np.ndarray]
+    passage_vectors: list[np.ndarray]
+
+    def index_of(self, rows: Sequence[int]) -> PassageIndex:
+        """An in-memory index over the articles at `rows`."""
+        passages = [p for row in rows for p in self.passages[row]]
+        dimension = self.passage_vectors[0].shape[1] if self.passage_vectors else 0
+        return PassageIndex(
+            [self.articles[row] for row in rows],
+            [s for row in rows for s in self.sentences[row]],
+            passages,
+            _stack([self.sentence_vectors[row] for row in rows], dimension),
+            _stack([self.passage_vectors[row] for row in rows], dimension),
+            LexicalIndex.build([p.text for p in passages]),
+            {},
+        )
+
+
+def squad_article(number: int, article: SquadArticle) -> Article:
+    """A SQuAD article as a news article: its paragraphs separated by blank lines."""
+    return Article(
+        id=f"squad-{number:03d}",
+        path=f"squad:{article.title}",
+        title=article.title.replace("_", " "),
+        text="\n\n".join(article.paragraphs),
+    )
+
+
+def prepare(
+    squad: Sequence[SquadArticle], embedder: Embedder, split: SplitSettings, *, progress: bool = False
+) -> Corpus:
+    """Split every article and embed its passages and sentences, in a few large batches."""
+    articles = [squad_article(number, article) for number, article in enumerate(squad)]
+    parts = [split_article(article, split, embedder.count_tokens) for article in articles]
+    sentences = [part[0] for part in parts]
+    passages = [part[1] for part in parts]
+    sentence_vectors = embedder.encode([s.text for group in sentences for s in group], progress=progress)
+    passage_vectors = embedder.encode([p.text for group in passages for p in group], progress=progress)
+    return Corpus(
+        articles,
+        sentences,
+        passages,
+        _unstack(sentence_vectors, [len(group) for group in sentences]),
+        _unstack(passage_vectors, [len(group) for group in passages]),
+    )
+
+
+def select_questions(squad: Sequence[SquadArticle], limit: int | None) -> list[list[SquadQuestion]]:
+    """Each article's questions, cut to the first `limit` questions of the file."""
+    chosen: list[list[SquadQuestion]] = []
+    left = limit if limit is not None else sum(len(a.questions) for a in squad)
+    for article in squad:
+        take = list(article.questions[: max(0, left)])
+        left -= len(take)
+        chosen.append(take)
+    return chosen
+
+
+def run_setting(
+    setting: str,
+    corpus: Corpus,
+    questions: Sequence[Sequence[SquadQuestion]],
+    vectors: dict[str, np.ndarray],
+    settings: AnswerSettings,
+    tick: Callable[[int], None] = lambda done: None,
+) -> list[Outcome]:
+    """Ask every question in one setting with `settings` (its mode included)."""
+    outcomes: list[Outcome] = []
+    for index, asked in _indexes(setting, corpus, questions):
+        for question in asked:
+            vector = None if settings.mode == "lexical" else vectors[question.id]
+            outcomes.append(score_question(question, assess(question.text, vector, index, settings)))
+        tick(len(asked))
+    return outcomes
+
+
+def score_question(question: SquadQuestion, assessment: Assessment) -> Outcome:
+    """Where the first answering passage ranks, and whether the chosen sentence holds an answer."""
+    answers = question.answers
+    rank = first_hit_rank(
+        [contains_answer(hit.passage.text, answers) for hit in assessment.hits[:RANK_DEPTH]]
+    )
+    best = assessment.best
+    correct = best is not None and contains_answer(best.sentence.text, answers)
+    features = {k: v for k, v in assessment.features.items() if not k.startswith("_")}
+    return Outcome(question, rank if answers else None, correct, assessment.confidence, features)
+
+
+def summarise(
+    setting: str, mode: str, outcomes: Sequence[Outcome], threshold: float, seconds: float
+) -> Result:
+    answerable = [o for o in outcomes if o.question.answerable]
+    ranks = [o.rank for o in answerable]
+    has_negatives = any(not o.question.answerable for o in outcomes)
+    rates = (
+        answered_rates(
+            [o.confidence >= threshold for o in outcomes], [o.question.answerable for o in outcomes]
+        )
+        if has_negatives
+        else None
+    )
+    return Result(
+        setting=setting,
+        mode=mode,
+        questions=len(outcomes),
+        answerable=len(answerable),
+        hit1=hit_at(ranks, 1),
+        hit3=hit_at(ranks, 3),
+        hit5=hit_at(ranks, 5),
+        mrr10=mrr_at(ranks, RANK_DEPTH),
+        sentence_accuracy=sum(o.sentence_correct for o in answerable) / len(answerable)
+        if answerable
+        else float("nan"),
+        auroc=auroc([o.confidence for o in outcomes], [o.question.answerable for o in outcomes])
+        if has_negatives
+        else None,
+        answered_accuracy=rates["accuracy"] if rates else None,
+        answered_precision=rates["precision"] if rates else None,
+        answered_recall=rates["recall"] if rates else None,
+        seconds=round(seconds, 1),
+    )
+
+
+def evaluate(
+    corpus: Corpus,
+    questions: Sequence[Sequence[SquadQuestion]],
+    vectors: dict[str, np.ndarray],
+    base: AnswerSettings,
+    settings_names: Sequence[str],
+    modes: Sequence[str],
+    tick: Callable[[int], None] = lambda done: None,
+) -> list[Result]:
+    """Every setting and mode asked, summarised."""
+    results = []
+    for setting in settings_names:
+        for mode in modes:
+            started = time.perf_counter()
+            answer_settings = AnswerSettings(**{**base.__dict__, "mode": mode})
+            outcomes = run_setting(setting, corpus, questions, vectors, answer_settings, tick)
+            results.append(
+                summarise(setting, mode, outcomes, base.abstain_threshold, time.perf_counter() - started)
+            )
+    return results
+
+
+def _indexes(
+    setting: str, corpus: Corpus, questions: Sequence[Sequence[SquadQuestion]]
+) -> Iterator[tuple[PassageIndex, list[SquadQuestion]]]:
+    if setting == "per-article":
+        for row, asked in enumerate(questions):
+            if asked:
+                yield corpus.index_of([row]), list(asked)
+    elif setting == "pooled":
+        pooled = corpus.index_of(range(len(corpus.articles)))
+        for asked in questions:
+            if asked:
+                yield pooled, list(asked)
+    else:
+        raise ValueError(f"unknown setting {setting!r}: choose one of {', '.join(SETTINGS)}")
+
+
+class CachingEmbedder:
+    """An embedder that keeps each batch's vectors on disk, keyed by model and texts."""
+
+    def __init__(self, inner: Embedder, folder: Path) -> None:
+        self.inner = inner
+        self.folder = folder
+        self.model_name = inner.model_name
+        self.dimension = inner.dimension
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        digest = hashlib.sha256(self.model_name.encode())
+        for text in texts:
+            digest.update(text.encode("utf-8"))
+            digest.update(b"\0")
+        path = self.folder / f"{digest.hexdigest()[:24]}.npy"
+        if path.exists():
+            return np.load(path)
+        vectors = self.inner.encode(texts, batch_size=batch_size, progress=progress)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp.npy")
+        np.save(temporary, vectors)
+        temporary.replace(path)
+        return vectors
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
+def _stack(blocks: Sequence[np.ndarray], dimension: int) -> np.ndarray:
+    return np.concatenate(blocks) if blocks else np.zeros((0, dimension), dtype=np.float32)
+
+
+def _unstack(vectors: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    offsets = np.cumsum([0, *sizes])
+    return [vectors[offsets[i] : offsets[i + 1]] for i in range(len(sizes))]
