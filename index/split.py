@@ -18,6 +18,7 @@ MAX_SENTENCE_TOKENS = 250
 _BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
 _LINE_BREAK = re.compile(r"\n\s*")
 _WORD = re.compile(r"\S+")
+_LEADING_CLOSER = re.compile(r"([\"”’')\]]+)(?:\s+|$)")
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,18 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         if not piece:
             continue
         offset = start + span.start + span.sent.index(piece[0])
+        closing = _LEADING_CLOSER.match(piece)
+        if spans and closing:
+            # A closing quote or bracket the splitter put first belongs to the sentence before it.
+            spans[-1] = (spans[-1][0], offset + len(closing.group(1)))
+            piece = piece[closing.end() :]
+            offset += closing.end()
+            if not piece:
+                continue
         if spans and not any(char.isalnum() for char in piece):
-            # A stray closing quote or bracket belongs to the sentence before it.
-            spans[-1] = (spans[-1][0], offset + len(piece))
-        else:
-            spans.append((offset, offset + len(piece)))
+            spans[-1] = (spans[-1][0], offset + len(piece))  # stray punctuation, not a sentence
+            continue
+        spans.append((offset, offset + len(piece)))
     return spans
 
 

@@ -1,0 +1,133 @@
+"""Splitting: passages never cut a sentence, and every offset points at the exact text."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index.articles import Article, parse_article
+from index.split import SplitSettings, group_passages, split_article, split_paragraphs, split_sentences
+
+NEWS = (
+    'WASHINGTON -- The U.S. Senate voted 52-48 on Tuesday. Mr. Smith, who chairs the panel, said "We are done." '
+    "J. R. R. Tolkien was not consulted. The bill costs $1.5 billion, officials said.\n\n"
+    "Dr. Ahmed told reporters: “It is a humiliating loss.” Gov. Brown disagreed.\n\n"
+    'The letter said it "will no longer be able to decide for the Armenian people."'
+)
+
+
+def _article(text: str) -> Article:
+    return parse_article(text, path="t.txt", article_id="t")
+
+
+def _sentences(text: str) -> list[str]:
+    return [text[start:end] for start, end in split_sentences(text)]
+
+
+def test_abbreviations_initials_and_quotes_do_not_break_sentences() -> None:
+    article = _article(NEWS)
+    sentences, _ = split_article(article)
+    assert [s.text for s in sentences] == [
+        "The U.S. Senate voted 52-48 on Tuesday.",
+        'Mr. Smith, who chairs the panel, said "We are done."',
+        "J. R. R. Tolkien was not consulted.",
+        "The bill costs $1.5 billion, officials said.",
+        "Dr. Ahmed told reporters: “It is a humiliating loss.”",
+        "Gov. Brown disagreed.",
+        'The letter said it "will no longer be able to decide for the Armenian people."',
+    ]
+    assert [s.paragraph for s in sentences] == [1, 1, 1, 1, 2, 2, 3]
+
+
+def test_a_stray_closing_quote_stays_with_its_sentence() -> None:
+    text = "They said it “will no longer act for the people.\" Then they left."
+    assert _sentences(text) == ["They said it “will no longer act for the people.\"", "Then they left."]
+
+
+def test_paragraphs_by_blank_lines_or_by_lines() -> None:
+    assert split_paragraphs("One.\n\n  Two.\n \nThree.") == [(0, 4), (8, 12), (15, 21)]
+    assert split_paragraphs("One.\nTwo.") == [(0, 4), (5, 9)]
+
+
+def test_passages_hold_whole_consecutive_sentences_and_cover_all() -> None:
+    article = _article(NEWS)
+    sentences, passages = split_article(article, SplitSettings(max_sentences=3, stride=2))
+    covered: set[int] = set()
+    for passage in passages:
+        assert article.text[passage.start : passage.end] == passage.text
+        members = [sentences[i] for i in passage.sentence_ids]
+        assert passage.start == members[0].start and passage.end == members[-1].end
+        assert passage.paragraph == members[0].paragraph
+        covered.update(passage.sentence_ids)
+    assert covered == set(range(len(sentences)))
+    assert [p.id for p in passages] == [f"t#{i}" for i in range(len(passages))]
+
+
+def test_passages_can_stay_within_paragraphs() -> None:
+    article = _article(NEWS)
+    sentences, passages = split_article(article, SplitSettings(cross_paragraphs=False))
+    for passage in passages:
+        assert len({sentences[i].paragraph for i in passage.sentence_ids}) == 1
+
+
+def test_word_limit_keeps_passages_short_but_never_empty() -> None:
+    article = _article(NEWS)
+    _, passages = split_article(article, SplitSettings(max_sentences=5, max_words=12, stride=1))
+    assert all(len(p.text.split()) <= 12 or p.first_sentence == p.last_sentence for p in passages)
+
+
+def test_bad_split_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="stride"):
+        SplitSettings(max_sentences=2, stride=3)
+    with pytest.raises(ValueError, match="max_sentences"):
+        SplitSettings(max_sentences=0)
+
+
+def test_an_over_long_sentence_is_split_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    text = " ".join(f"word{i}" for i in range(600)) + "."
+    article = _article(text)
+    with caplog.at_level(logging.INFO, logger="index.split"):
+        sentences, _ = split_article(article, count_tokens=lambda piece: len(piece.split()))
+    assert len(sentences) == 3
+    assert all(len(s.text.split()) <= 250 for s in sentences)
+    assert " ".join(s.text for s in sentences) == text
+    assert "exceeds the model's 250 wordpieces" in caplog.text
+
+
+_word = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzÄé’"), min_size=1, max_size=9)
+_sentence = st.builds(
+    lambda words, end, cap: (cap + " ".join(words) + end),
+    st.lists(_word, min_size=1, max_size=12),
+    st.sampled_from([".", "!", "?", '."', ".”", ""]),
+    st.sampled_from(["A ", "Mr. ", "The U.S. ", "“", ""]),
+)
+_paragraph = st.lists(_sentence, min_size=1, max_size=5).map(" ".join)
+_text = st.lists(_paragraph, min_size=1, max_size=5).map(lambda ps: "\n\n".join(ps))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_text, st.integers(1, 4), st.integers(20, 80))
+def test_property_offsets_are_exact_and_no_sentence_is_cut(text: str, size: int, words: int) -> None:
+    if not text.strip():
+        return
+    article = Article(id="p", path="p.txt", title="p", text=text)
+    stride = max(1, size - 1)
+    sentences, passages = split_article(article, SplitSettings(max_sentences=size, max_words=words, stride=stride))
+    starts, ends = {s.start for s in sentences}, {s.end for s in sentences}
+    for sentence in sentences:
+        assert text[sentence.start : sentence.end] == sentence.text
+        assert sentence.text == sentence.text.strip() and sentence.text
+    # Sentences are in order, do not overlap, and leave out nothing but white space.
+    position = 0
+    for sentence in sentences:
+        assert text[position : sentence.start].strip() == ""
+        position = sentence.end
+    assert text[position:].strip() == ""
+    for passage in passages:
+        assert text[passage.start : passage.end] == passage.text
+        assert passage.start in starts and passage.end in ends
+    assert {i for p in passages for i in p.sentence_ids} == set(range(len(sentences)))
+    assert group_passages(article, sentences, SplitSettings(max_sentences=size, max_words=words, stride=stride)) == passages
