@@ -24,6 +24,7 @@ _COMMON_DEFAULTS: dict[str, Any] = {"config": None, "articles": None, "index_dir
 # `add_arguments(parser)` and `run(args, config) -> int`, and imports nothing heavy at import time.
 PLUGIN_COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("bot.evaluation.command", "measure answer quality on a SQuAD-format file"),
+    "telegram": ("bot.telegram.command", "run the Telegram bot"),
 }
 
 

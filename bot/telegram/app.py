@@ -1,0 +1,153 @@
+"""One place wires the Application: handlers, the engine's start and stop, limits, polling or webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    InlineQueryHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.config import Config, TelegramSettings
+from bot.engine import AnswerEngine
+from bot.telegram import handlers
+from bot.telegram.keyboards import PassageRefs
+from bot.telegram.limits import QuestionLimiter
+from bot.telegram.services import SERVICES, BotServices
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
+# Updates answered at once: replies overlap on the network while the model answers one at a time.
+CONCURRENT_UPDATES = 32
+# Retries of a request Telegram answered with 429 before the error handler logs it.
+RATE_LIMIT_RETRIES = 3
+
+
+def build_application(
+    config: Config,
+    *,
+    engine: AnswerEngine | None = None,
+    engine_factory: Callable[[], AnswerEngine] | None = None,
+    concurrent_updates: int | bool = CONCURRENT_UPDATES,
+    on_ready: Callable[[str], None] | None = None,
+) -> Application:
+    """The bot for `config.telegram`, not yet started.
+
+    The engine (model and index) is created in `post_init` — from `engine`, or by calling
+    `engine_factory` — kept in `bot_data`, and dropped in `post_shutdown`.
+    """
+    settings = config.telegram
+    if not settings.token:
+        raise ValueError("a Telegram bot token is needed")
+    quiet_request_logs()
+
+    async def post_init(application: Application) -> None:
+        loaded = engine or (engine_factory or (lambda: AnswerEngine(config)))()
+        # Load the index and the model now, not on the first question.
+        await asyncio.to_thread(loaded.ensure_index)
+        await asyncio.to_thread(loaded.ask, "warm up")
+        application.bot_data[SERVICES] = BotServices(
+            engine=loaded,
+            settings=settings,
+            limiter=QuestionLimiter(settings.questions_per_minute),
+            refs=PassageRefs(passage.id for passage in loaded.index.passages),
+        )
+        await register_commands(application)
+        if on_ready is not None:
+            on_ready(application.bot.username)
+
+    async def post_shutdown(application: Application) -> None:
+        services = application.bot_data.pop(SERVICES, None)
+        if services is not None:
+            await asyncio.to_thread(services.close)
+
+    builder = (
+        Application.builder()
+        .token(settings.token)
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .concurrent_updates(concurrent_updates)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    if settings.api_base_url:
+        api, files = api_base_urls(settings.api_base_url)
+        builder = builder.base_url(api).base_file_url(files)
+    application = builder.build()
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: Application) -> None:
+    new_message = filters.UpdateType.MESSAGE
+    private = new_message & filters.ChatType.PRIVATE
+    groups = new_message & filters.ChatType.GROUPS
+    application.add_handler(TypeHandler(Update, handlers.access_guard), group=-1)
+    application.add_handlers(
+        [
+            CommandHandler("start", handlers.start, filters=new_message),
+            CommandHandler("help", handlers.help_command, filters=new_message),
+            CommandHandler("sources", handlers.sources, filters=new_message),
+            CommandHandler("ask", handlers.ask_command, filters=new_message),
+            MessageHandler(private & filters.COMMAND, handlers.unknown_command),
+            MessageHandler(private & filters.TEXT, handlers.private_text),
+            MessageHandler(groups & filters.TEXT & ~filters.COMMAND, handlers.group_text),
+            MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.not_text),
+            CallbackQueryHandler(handlers.button),
+            InlineQueryHandler(handlers.inline_query),
+        ]
+    )
+    application.add_error_handler(handlers.on_error)
+
+
+async def register_commands(application: Application) -> None:
+    """The command menu is a courtesy: when Telegram refuses it, the bot still answers."""
+    try:
+        await application.bot.set_my_commands([BotCommand(name, text) for name, text in handlers.COMMANDS])
+    except TelegramError as error:
+        log.warning("setMyCommands failed, going on without a command menu: %s", error)
+
+
+def api_base_urls(api_base_url: str) -> tuple[str, str]:
+    """python-telegram-bot's `base_url` and `base_file_url` for a (self-hosted) Bot API server.
+
+    Accepts the server's root ("http://localhost:8081") or a full base ending in "/bot".
+    """
+    root = api_base_url.rstrip("/")
+    if root.endswith("/bot"):
+        root = root[: -len("/bot")]
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def quiet_request_logs() -> None:
+    """httpx logs every request URL at INFO, and Bot API URLs carry the token."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_application(application: Application, settings: TelegramSettings) -> None:
+    """Poll or serve the webhook until SIGINT or SIGTERM, then shut down cleanly."""
+    if settings.mode == "webhook":
+        assert settings.webhook_url is not None
+        application.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=urlsplit(settings.webhook_url).path.strip("/"),
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret,
+            allowed_updates=ALLOWED_UPDATES,
+        )
+    else:
+        application.run_polling(allowed_updates=ALLOWED_UPDATES)

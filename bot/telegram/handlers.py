@@ -1,0 +1,436 @@
+"""Small handlers, one per kind of update; every answer comes from `AnswerEngine.ask`."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from telegram import (
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot.answer import MAX_QUESTION_CHARS, Answer, QuestionError, QuotedPassage
+from bot.config import BUNDLED_ARTICLES
+from bot.telegram.context import context_html, passages_html
+from bot.telegram.html import MAX_MESSAGE_LENGTH, NO_ANSWER, format_answer, format_passage, split_message
+from bot.telegram.keyboards import (
+    MORE_CONTEXT,
+    ContextRequest,
+    OtherPassagesRequest,
+    answer_keyboard,
+    parse_callback_data,
+    passage_ref,
+    without_button,
+)
+from bot.telegram.limits import Verdict
+from bot.telegram.services import SERVICES, BotServices
+
+if TYPE_CHECKING:
+    from telegram import Bot, InlineKeyboardMarkup
+
+log = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+
+BUNDLED_EXAMPLES = (
+    "Who was fired?",
+    "Who refused to sign the order?",
+    "When did the protesters invade the legislature?",
+)
+GENERIC_EXAMPLES = ("Who is the article about?", "What happened?", "Where did it happen?")
+INLINE_RESULTS = 5
+INLINE_CACHE_SECONDS = 30
+APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
+REFUSAL = "Sorry, this bot only answers the people and chats it was set up for."
+NOT_TEXT = "I read text only: send your question as a message, e.g. “who was fired?”."
+COMMANDS = (
+    ("start", "what this bot knows and example questions"),
+    ("help", "how to ask and what the buttons do"),
+    ("sources", "the articles loaded"),
+    ("ask", "ask a question (in groups: /ask who was fired?)"),
+)
+
+
+def services(context: Context) -> BotServices:
+    return cast(BotServices, context.bot_data[SERVICES])
+
+
+# Commands ---------------------------------------------------------------------------------------
+
+
+async def start(update: Update, context: Context) -> None:
+    """Greet, name the articles, and suggest three questions."""
+    engine = services(context).engine
+    articles = list(engine.index.articles.values())
+    bundled = all(_is_bundled(article.path) for article in articles)
+    examples = BUNDLED_EXAMPLES if bundled else GENERIC_EXAMPLES
+    listed = "\n".join(f"• {_article_label(a.title, a.date)}" for a in articles)
+    what = "this article" if len(articles) == 1 else f"these {len(articles)} articles"
+    text = (
+        f"Hello! I answer questions about {what} by quoting it:\n{listed}\n\n"
+        "Try asking:\n"
+        + "\n".join(f"• {html.escape(q)}" for q in examples)
+        + "\n\n/help explains the buttons."
+    )
+    await _reply(update, text)
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """How to ask, and what the buttons do."""
+    username = html.escape(context.bot.username or "this_bot")
+    text = (
+        "<b>Ask a question</b> as a plain message. I answer with the sentence from the article that "
+        "answers it (in bold), the passage it stands in, and where in the article that is. "
+        "Every answer is a quote; if the article doesn't say, I tell you and show the closest passage.\n\n"
+        "<b>More context</b> shows the surrounding paragraphs. <b>Other passages</b> shows further "
+        "passages that match your question.\n\n"
+        f"<b>In groups</b>, mention me (@{username} who was fired?), reply to one of my messages, "
+        f"or use /ask@{username} who was fired?\n\n"
+        f"<b>In any chat</b>, type @{username} followed by a question to share an answer.\n\n"
+        "/sources lists the articles I know."
+    )
+    await _reply(update, text)
+
+
+async def sources(update: Update, context: Context) -> None:
+    """The articles loaded, with dates and passage counts."""
+    index = services(context).engine.index
+    counts = Counter(passage.article_id for passage in index.passages)
+    lines = [
+        f"• {_article_label(a.title, a.date)} — {counts[a.id]} passage{'s' if counts[a.id] != 1 else ''}"
+        for a in index.articles.values()
+    ]
+    await _reply(update, "<b>Articles loaded</b>\n" + "\n".join(lines))
+
+
+async def ask_command(update: Update, context: Context) -> None:
+    """`/ask question`, the way to ask in a group without a mention."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    command = next(iter(message.parse_entities([MessageEntity.BOT_COMMAND]).values()), "")
+    question = message.text[len(command) :].strip() if message.text.startswith(command) else ""
+    if not question:
+        example = html.escape(BUNDLED_EXAMPLES[0])
+        await _reply(update, f"Put the question after the command, e.g. /ask {example}")
+        return
+    await answer_question(update, context, question)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """A command this bot doesn't have, in a private chat."""
+    await _reply(update, "I don't know that command. Send your question as a message, or see /help.")
+
+
+# Questions --------------------------------------------------------------------------------------
+
+
+async def private_text(update: Update, context: Context) -> None:
+    """In a private chat every text message is a question."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    await answer_question(update, context, addressed_question(message, context.bot) or message.text)
+
+
+async def group_text(update: Update, context: Context) -> None:
+    """In a group, answer only when mentioned or replied to; other chatter is none of our business."""
+    message = update.effective_message
+    if message is None:
+        return
+    question = addressed_question(message, context.bot)
+    if question is not None:
+        await answer_question(update, context, question)
+
+
+async def not_text(update: Update, context: Context) -> None:
+    """Photos, stickers, voice and the like get a one-line hint."""
+    await _reply(update, html.escape(NOT_TEXT))
+
+
+def addressed_question(message: Message, bot: Bot) -> str | None:
+    """The question of a message addressed to the bot (mention or reply), mention removed; else None."""
+    text = message.text or ""
+    username = (bot.username or "").lower()
+    for entity, value in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items():
+        is_bot = (entity.type == MessageEntity.MENTION and value.lower() == f"@{username}") or (
+            entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot.id
+        )
+        if is_bot:
+            return text.replace(value, " ", 1).strip()
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+        return text.strip()
+    return None
+
+
+async def answer_question(update: Update, context: Context, question: str) -> None:
+    """Check the question and the asker's pace, then reply with the quoted answer and its buttons."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None:
+        return
+    question = question.strip()
+    if not question:
+        return
+    if len(question) > MAX_QUESTION_CHARS:
+        await _reply(
+            update,
+            f"Sorry, that question is {len(question):,} characters long; please ask in at most "
+            f"{MAX_QUESTION_CHARS:,}.",
+        )
+        return
+    service = services(context)
+    if user is not None:
+        verdict = service.limiter.check(user.id)
+        if verdict is Verdict.IGNORE:
+            return
+        if verdict is Verdict.WARN:
+            wait = service.limiter.seconds_until_free(user.id)
+            await _reply(
+                update,
+                f"You're asking faster than I can keep up with ({service.limiter.per_minute} questions a "
+                f"minute). Please wait about {wait} seconds, then ask again.",
+            )
+            return
+    await _typing(context, message.chat_id)
+    try:
+        answer = await service.ask(question)
+    except QuestionError as error:
+        await _reply(update, html.escape(f"Please {error}."))
+        return
+    await _reply_in_parts(update, format_answer(answer), answer_keyboard(answer))
+
+
+# Buttons ----------------------------------------------------------------------------------------
+
+
+async def button(update: Update, context: Context) -> None:
+    """'More context' edits the answer in place; 'Other passages' replies. The query is always answered."""
+    query = update.callback_query
+    if query is None:
+        return
+    answered = False
+    try:
+        request = parse_callback_data(query.data)
+        service = services(context)
+        index = service.engine.index
+        notice = "That passage is no longer in the index; please ask again."
+        if isinstance(request, ContextRequest):
+            passage_id = service.refs.resolve(request.passage_ref)
+            text = context_html(index, passage_id, request.sentence_offset) if passage_id else None
+            if text is None:
+                await query.answer(notice, show_alert=True)
+                answered = True
+                return
+            markup = query.message.reply_markup if isinstance(query.message, Message) else None
+            await _show(update, context, text, without_button(markup, MORE_CONTEXT), edit=True)
+        elif isinstance(request, OtherPassagesRequest):
+            ids = [pid for pid in (service.refs.resolve(ref) for ref in request.passage_refs) if pid]
+            text = passages_html(index, ids)
+            if text is None:
+                await query.answer(notice, show_alert=True)
+                answered = True
+                return
+            await _show(update, context, text, None, edit=False)
+        else:
+            await query.answer("This button no longer works; please ask again.")
+            answered = True
+            return
+        await query.answer()
+        answered = True
+    finally:
+        if not answered:
+            try:
+                await query.answer()
+            except TelegramError as error:
+                log.warning("could not answer callback query %s: %s", query.id, error)
+
+
+async def _show(
+    update: Update, context: Context, text: str, markup: InlineKeyboardMarkup | None, *, edit: bool
+) -> None:
+    """Edit the button's message when the text fits one message; otherwise reply to it in parts."""
+    query = update.callback_query
+    assert query is not None
+    parts = split_message(text)
+    if (edit and len(parts) == 1) or query.message is None:
+        # An inline message has no chat to reply in: it can only be edited.
+        try:
+            await query.edit_message_text(parts[0], parse_mode=ParseMode.HTML, reply_markup=markup)
+        except BadRequest as error:
+            if "not modified" not in str(error).lower():
+                raise
+        return
+    reply_to = ReplyParameters(query.message.message_id, allow_sending_without_reply=True)
+    for number, part in enumerate(parts, start=1):
+        await context.bot.send_message(
+            query.message.chat.id,
+            part,
+            parse_mode=ParseMode.HTML,
+            reply_parameters=reply_to,
+            reply_markup=markup if number == len(parts) else None,
+        )
+
+
+# Inline mode ------------------------------------------------------------------------------------
+
+
+async def inline_query(update: Update, context: Context) -> None:
+    """`@bot question` in any chat: up to five quoted answers to pick from."""
+    query = update.inline_query
+    if query is None:
+        return
+    question = query.query.strip()
+    if not question:
+        await query.answer([], cache_time=INLINE_CACHE_SECONDS)
+        return
+    try:
+        answer = await services(context).ask(question, top_k=INLINE_RESULTS)
+    except QuestionError:
+        await query.answer([], cache_time=INLINE_CACHE_SECONDS)
+        return
+    await query.answer(inline_results(answer), cache_time=INLINE_CACHE_SECONDS)
+
+
+def inline_results(answer: Answer) -> list[InlineQueryResultArticle]:
+    """The answer first (its sentence as the title), then the further passages."""
+    results = []
+    for position, passage in enumerate(answer.passages[:INLINE_RESULTS]):
+        if position == 0:
+            title = answer.sentence.text if answer.answered and answer.sentence is not None else NO_ANSWER
+            text = format_answer(answer)
+            description = ("" if answer.answered else "Closest match: ") + passage.text
+        else:
+            title, text, description = passage.text, format_passage(passage), _source_text(passage)
+        results.append(
+            InlineQueryResultArticle(
+                id=passage_ref(passage.passage.id),
+                title=_shorten(title, 120),
+                description=_shorten(description, 200),
+                input_message_content=InputTextMessageContent(
+                    split_message(text, MAX_MESSAGE_LENGTH)[0], parse_mode=ParseMode.HTML
+                ),
+            )
+        )
+    return results
+
+
+# Access and errors ------------------------------------------------------------------------------
+
+
+async def access_guard(update: Update, context: Context) -> None:
+    """Runs before every handler: with an allow-list, refuse everyone not on it."""
+    service = services(context)
+    allowed = service.settings.allowed_ids
+    if not allowed:
+        return
+    user, chat = update.effective_user, update.effective_chat
+    if (user is not None and user.id in allowed) or (chat is not None and chat.id in allowed):
+        return
+    log.info(
+        "refused update %s from user %s in chat %s (not on telegram.allowed_ids)",
+        update.update_id,
+        user.id if user else None,
+        chat.id if chat else None,
+    )
+    silent = service.settings.refuse_silently
+    if update.callback_query is not None:
+        await update.callback_query.answer(None if silent else REFUSAL)
+    elif update.inline_query is not None:
+        await update.inline_query.answer([], cache_time=0)
+    elif not silent and update.message is not None and _addressed(update.message, context):
+        await _reply(update, html.escape(REFUSAL))
+    raise ApplicationHandlerStop
+
+
+def _addressed(message: Message, context: Context) -> bool:
+    """Would this message get an answer if its sender were allowed?"""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    if message.text and message.text.startswith("/"):
+        return True
+    return addressed_question(message, context.bot) is not None
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log with the traceback and update id; tell the user briefly, never what went wrong inside."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(error, Forbidden):
+        log.info("update %s: the user blocked the bot or left the chat; skipped (%s)", update_id, error)
+        return
+    if isinstance(error, RetryAfter | NetworkError):
+        # Polling retries on its own; a reply that still fails after the rate limiter's retries is lost.
+        log.warning("update %s: Telegram could not be reached or asked to slow down: %s", update_id, error)
+        return
+    log.error("update %s failed", update_id, exc_info=error)
+    if not isinstance(update, Update):
+        return
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(APOLOGY)
+        elif update.effective_message is not None and update.effective_chat is not None:
+            await update.effective_message.reply_text(APOLOGY)
+    except TelegramError as reply_error:
+        log.warning("update %s: could not send the apology: %s", update_id, reply_error)
+
+
+# Sending ----------------------------------------------------------------------------------------
+
+
+async def _reply(update: Update, text: str) -> None:
+    """Reply to the update's message in HTML; `text` must already be escaped."""
+    await _reply_in_parts(update, text, None)
+
+
+async def _reply_in_parts(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Reply with one message per part; the keyboard goes on the last."""
+    message = update.effective_message
+    if message is None:
+        return
+    parts = split_message(text)
+    for number, part in enumerate(parts, start=1):
+        await message.reply_text(
+            part,
+            parse_mode=ParseMode.HTML,
+            reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
+            reply_markup=markup if number == len(parts) else None,
+        )
+
+
+async def _typing(context: Context, chat_id: int) -> None:
+    """The typing indicator is a courtesy: when Telegram refuses it, answer anyway."""
+    try:
+        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+    except TelegramError as error:
+        log.warning("sendChatAction failed, answering anyway: %s", error)
+
+
+def _article_label(title: str, date: str | None) -> str:
+    return f"<b>{html.escape(title)}</b>" + (f" ({html.escape(date)})" if date else "")
+
+
+def _source_text(passage: QuotedPassage) -> str:
+    parts = [passage.title, *([passage.date] if passage.date else []), f"paragraph {passage.paragraph}"]
+    return " · ".join(parts)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _is_bundled(path: str) -> bool:
+    return Path(path).resolve().is_relative_to(BUNDLED_ARTICLES.resolve())
