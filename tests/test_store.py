@@ -1,0 +1,221 @@
+"""The persisted index: FAISS against brute force, round trips, updates, and damaged indexes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.config import Config
+from bot.engine import AnswerEngine
+from index.articles import load_articles
+from index.embed import SentenceTransformerEmbedder
+from index.errors import IndexCorruptError, IndexMismatchError
+from index.lexical import LexicalIndex
+from index.store import MANIFEST, build_index, load_index
+
+pytestmark = pytest.mark.slow
+
+STORIES = {
+    "storm.txt": "Title: Storm hits coast\nDate: 2024-05-02\n\nA storm hit the coast on Monday. "
+    "Thousands lost power.\n\nThe mayor opened three shelters. Schools stay closed until Friday.",
+    "budget.txt": "Title: Budget passes\n\nParliament passed the budget by 201 votes to 180. "
+    "Taxes on fuel rise in July.\n\nThe opposition called it a betrayal of farmers.",
+    "match.md": "# Late goal wins cup\n\nA header in the 93rd minute won the cup for the home side. "
+    "Fans ran onto the pitch.",
+}
+
+
+class CountingEmbedder:
+    """The real model, counting the texts it is asked to embed; it can be told to fail."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.dimension = inner.dimension
+        self.encoded: list[str] = []
+        self.fail = False
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if self.fail:
+            raise RuntimeError("simulated crash while embedding")
+        self.encoded.extend(texts)
+        return self.inner.encode(texts, batch_size=batch_size)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
+@pytest.fixture
+def articles_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name, text in STORIES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def counting(embedder: SentenceTransformerEmbedder) -> CountingEmbedder:
+    return CountingEmbedder(embedder)
+
+
+def test_faiss_matches_brute_force_cosine(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:
+    index, _ = build_index(load_articles([articles_dir]), counting, tmp_path / "index")
+    norms = np.linalg.norm(index.passage_vectors, axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)
+    for question in ["who lost power?", "what happens to fuel taxes?", "who won the cup?"]:
+        vector = counting.encode([question])[0]
+        brute = index.passage_vectors @ vector
+        hits = index.search(question, vector, k=len(index.passages), mode="dense")
+        assert [h.passage.id for h in hits] == [index.passages[i].id for i in np.argsort(-brute, kind="stable")]
+        assert np.allclose([h.dense for h in hits], np.sort(brute)[::-1], atol=1e-5)
+
+
+def test_each_mode_finds_the_obvious_passage(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:
+    index, _ = build_index(load_articles([articles_dir]), counting, tmp_path / "index")
+    vector = counting.encode(["how many shelters did the mayor open?"])[0]
+    for mode in ("hybrid", "dense", "lexical"):
+        (best, *_) = index.search("how many shelters did the mayor open?", vector, k=3, mode=mode)
+        assert "three shelters" in best.passage.text, mode
+    with pytest.raises(ValueError, match="unknown search mode"):
+        index.search("x", vector, mode="fuzzy")
+
+
+def test_save_and_load_round_trip(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:
+    built, report = build_index(load_articles([articles_dir]), counting, tmp_path / "index")
+    loaded = load_index(tmp_path / "index", counting)
+    assert report.articles == 3 and report.passages == len(built.passages) == len(loaded.passages)
+    assert loaded.passages == built.passages
+    assert loaded.sentences == built.sentences
+    assert loaded.articles == built.articles
+    assert np.array_equal(loaded.passage_vectors, built.passage_vectors)
+    assert np.array_equal(loaded.sentence_vectors, built.sentence_vectors)
+    vector = counting.encode(["fuel taxes"])[0]
+    assert [h.passage.id for h in loaded.search("fuel taxes", vector)] == [
+        h.passage.id for h in built.search("fuel taxes", vector)
+    ]
+    manifest = json.loads((tmp_path / "index" / MANIFEST).read_text())
+    assert manifest["model"] == counting.model_name and manifest["dimension"] == 384
+    assert manifest["passage_count"] == len(built.passages)
+    assert set(manifest["articles"]) == {"storm", "budget", "match"}
+    assert {"format_version", "built_at", "versions", "generation"} <= set(manifest)
+
+
+def test_update_embeds_only_added_and_changed_articles(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    index_dir = tmp_path / "index"
+    build_index(load_articles([articles_dir]), counting, index_dir)
+
+    counting.encoded.clear()
+    _, report = build_index(load_articles([articles_dir]), counting, index_dir)
+    assert counting.encoded == [] and report.embedded_articles == 0
+
+    (articles_dir / "budget.txt").write_text("Title: Budget fails\n\nThe budget failed by one vote.", encoding="utf-8")
+    (articles_dir / "extra.txt").write_text("A new bridge opened in the north.", encoding="utf-8")
+    (articles_dir / "match.md").unlink()
+    counting.encoded.clear()
+    index, report = build_index(load_articles([articles_dir]), counting, index_dir)
+    assert (report.embedded_articles, report.removed_articles) == (2, 1)
+    assert all("storm" not in text.lower() for text in counting.encoded)
+    assert set(index.articles) == {"storm", "budget", "extra"}
+    assert not any(p.article_id == "match" for p in index.passages)
+    vector = counting.encode(["bridge"])[0]
+    assert index.search("bridge", vector, k=1)[0].passage.article_id == "extra"
+    # Reused vectors still sit beside their own passages.
+    reloaded = load_index(index_dir, counting)
+    fresh = counting.encode([p.text for p in reloaded.passages])
+    assert np.allclose(np.sum(fresh * reloaded.passage_vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_engine_updates_a_stale_index_and_says_so(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:
+    messages: list[str] = []
+    config = Config(articles=(articles_dir,), index_dir=tmp_path / "index")
+    AnswerEngine(config, embedder=counting, status=messages.append).ensure_index()
+    assert messages and "building" in messages[0]
+
+    messages.clear()
+    AnswerEngine(config, embedder=counting, status=messages.append).ensure_index()
+    assert messages == []
+
+    (articles_dir / "storm.txt").write_text("A flood hit the valley.", encoding="utf-8")
+    engine = AnswerEngine(config, embedder=counting, status=messages.append)
+    engine.ensure_index()
+    assert messages and "updating" in messages[0]
+    assert any("flood" in p.text for p in engine.index.passages)
+
+
+def test_mismatched_index_is_refused_with_the_reason(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    index_dir = tmp_path / "index"
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    manifest = json.loads((index_dir / MANIFEST).read_text())
+    (index_dir / MANIFEST).write_text(json.dumps({**manifest, "model": "another/model"}))
+    with pytest.raises(IndexMismatchError, match="built with model 'another/model'.*--rebuild"):
+        load_index(index_dir, counting)
+    with pytest.raises(IndexMismatchError):
+        build_index(load_articles([articles_dir]), counting, index_dir)
+    index, _ = build_index(load_articles([articles_dir]), counting, index_dir, rebuild=True)
+    assert load_index(index_dir, counting).manifest["model"] == counting.model_name
+    assert len(index.passages) > 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d, gen: (d / MANIFEST).write_text("{not json"),
+        lambda d, gen: (d / MANIFEST).write_text("[1, 2]"),
+        lambda d, gen: (gen / "passage_vectors.npy").unlink(),
+        lambda d, gen: (gen / "passages.faiss").write_bytes(b"garbage"),
+        lambda d, gen: (gen / "passages.jsonl").write_text('{"id": 1}\n'),
+        lambda d, gen: np.save(gen / "sentence_vectors.npy", np.zeros((2, 384), np.float32)),
+    ],
+    ids=["manifest-json", "manifest-type", "vectors-missing", "faiss-garbage", "passages-bad", "sizes-disagree"],
+)
+def test_corrupt_index_is_refused_with_the_fix(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder, damage
+) -> None:  # type: ignore[no-untyped-def]
+    index_dir = tmp_path / "index"
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    generation = index_dir / json.loads((index_dir / MANIFEST).read_text())["generation"]
+    damage(index_dir, generation)
+    with pytest.raises(IndexCorruptError, match="rebuild") as caught:
+        load_index(index_dir, counting)
+    assert "\n" not in str(caught.value)
+    build_index(load_articles([articles_dir]), counting, index_dir, rebuild=True)
+    assert len(load_index(index_dir, counting).passages) > 0
+
+
+def test_interrupted_build_leaves_the_previous_index_usable(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_dir = tmp_path / "index"
+    before, _ = build_index(load_articles([articles_dir]), counting, index_dir)
+    (articles_dir / "extra.txt").write_text("A new bridge opened in the north.", encoding="utf-8")
+
+    counting.fail = True
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        build_index(load_articles([articles_dir]), counting, index_dir)
+    counting.fail = False
+
+    def crash_while_saving(self: LexicalIndex, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        (folder / "half-written").write_text("x")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(LexicalIndex, "save", crash_while_saving)
+    with pytest.raises(OSError, match="disk full"):
+        build_index(load_articles([articles_dir]), counting, index_dir)
+    monkeypatch.undo()
+
+    survivor = load_index(index_dir, counting)
+    assert survivor.passages == before.passages
+    # The next good build finishes the job and clears the half-written generation.
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    assert len(list(index_dir.glob("gen-*"))) == 1
+    assert "extra" in load_index(index_dir, counting).articles
