@@ -15,6 +15,7 @@ from index.store import SEARCH_MODES
 
 BUNDLED_ARTICLES = Path(__file__).parent / "articles"
 DEVICES = ("cpu", "cuda", "auto")
+QUERY_ENCODERS = ("fast", "sentence-transformers")
 
 
 class ConfigError(ArticlebotError):
@@ -49,6 +50,10 @@ class Config:
     lexical_weight: float = 0.5
     abstain_threshold: float = 0.5
     device: str = "cpu"
+    # Questions: the torch-free encoder of the same model, or sentence-transformers itself.
+    query_encoder: str = "fast"
+    # Above this many passages the dense index is approximate (FAISS HNSW), below it exact.
+    ann_threshold: int = 200_000
     passages: SplitSettings = SplitSettings()
     telegram: TelegramSettings = TelegramSettings()
 
@@ -56,8 +61,9 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-def default_index_dir() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def default_index_dir(environ: dict[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "articlebot" / "index"
 
 
@@ -88,7 +94,7 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
         articles = [p for p in environ["ARTICLEBOT_ARTICLES"].split(os.pathsep) if p]
     if articles is not None and not all(isinstance(item, str) for item in articles):
         raise ConfigError("articles must be a list of file or folder paths, e.g. articles = [\"news/\"]")
-    index_dir = environ.get("ARTICLEBOT_INDEX_DIR") or reader.get("index_dir", str, None)
+    index_dir = _override(environ, "ARTICLEBOT_INDEX_DIR", reader.get("index_dir", str, None))
 
     search = _Reader(reader.get("search", dict, {}), "search.")
     answer = _Reader(reader.get("answer", dict, {}), "answer.")
@@ -110,13 +116,17 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
 
     config = Config(
         articles=tuple(_resolve(p, base) for p in articles) if articles else (BUNDLED_ARTICLES,),
-        index_dir=_resolve(index_dir, base) if index_dir else default_index_dir(),
+        index_dir=_resolve(index_dir, base) if index_dir else default_index_dir(environ),
         top_k=search.get("top_k", int, defaults.top_k),
         mode=search.get("mode", str, defaults.mode),
         dense_weight=search.get("dense_weight", float, defaults.dense_weight),
         lexical_weight=search.get("lexical_weight", float, defaults.lexical_weight),
         abstain_threshold=answer.get("abstain_threshold", float, defaults.abstain_threshold),
-        device=environ.get("ARTICLEBOT_DEVICE") or model.get("device", str, defaults.device),
+        device=_override(environ, "ARTICLEBOT_DEVICE", model.get("device", str, defaults.device)),
+        query_encoder=_override(
+            environ, "ARTICLEBOT_QUERY_ENCODER", model.get("query_encoder", str, defaults.query_encoder)
+        ),
+        ann_threshold=search.get("ann_threshold", int, defaults.ann_threshold),
         passages=split,
         telegram=_telegram(telegram, environ),
     )
@@ -132,13 +142,13 @@ def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:
     if not all(isinstance(item, int) and not isinstance(item, bool) for item in allowed):
         raise ConfigError("telegram.allowed_ids must be a list of numeric user or chat ids, e.g. [12345678]")
     return TelegramSettings(
-        token=environ.get("TELEGRAM_BOT_TOKEN") or section.get("token", str, None) or None,
-        api_base_url=environ.get("TELEGRAM_API_BASE_URL") or section.get("api_base_url", str, None),
+        token=_override(environ, "TELEGRAM_BOT_TOKEN", section.get("token", str, None)) or None,
+        api_base_url=_override(environ, "TELEGRAM_API_BASE_URL", section.get("api_base_url", str, None)),
         mode=section.get("mode", str, d.mode),
         webhook_listen=section.get("webhook_listen", str, d.webhook_listen),
         webhook_port=section.get("webhook_port", int, d.webhook_port),
         webhook_url=section.get("webhook_url", str, None),
-        webhook_secret=environ.get("TELEGRAM_WEBHOOK_SECRET") or section.get("webhook_secret", str, None),
+        webhook_secret=_override(environ, "TELEGRAM_WEBHOOK_SECRET", section.get("webhook_secret", str, None)),
         questions_per_minute=section.get("questions_per_minute", int, d.questions_per_minute),
         allowed_ids=tuple(allowed),
         refuse_silently=section.get("refuse_silently", bool, d.refuse_silently),
@@ -157,6 +167,10 @@ def validate(config: Config) -> None:
         raise ConfigError(f"answer.abstain_threshold is {config.abstain_threshold}: use a number from 0 to 1")
     if config.device not in DEVICES:
         raise ConfigError(f"model.device is {config.device!r}: use one of {', '.join(DEVICES)}")
+    if config.query_encoder not in QUERY_ENCODERS:
+        raise ConfigError(f"model.query_encoder is {config.query_encoder!r}: use one of {', '.join(QUERY_ENCODERS)}")
+    if config.ann_threshold < 1:
+        raise ConfigError(f"search.ann_threshold is {config.ann_threshold}: use a passage count of at least 1")
     telegram = config.telegram
     if telegram.mode not in ("polling", "webhook"):
         raise ConfigError(f"telegram.mode is {telegram.mode!r}: use 'polling' or 'webhook'")
@@ -166,6 +180,11 @@ def validate(config: Config) -> None:
         raise ConfigError(f"telegram.webhook_port is {telegram.webhook_port}: use a port from 1 to 65535")
     if telegram.questions_per_minute < 1:
         raise ConfigError("telegram.questions_per_minute must be at least 1")
+
+
+def _override(environ: dict[str, str], name: str, value: Any) -> Any:
+    """The environment wins over the file; the file's value is still read, so it is checked."""
+    return environ.get(name) or value
 
 
 def _resolve(path: str, base: Path) -> Path:
