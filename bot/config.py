@@ -168,9 +168,10 @@ def validate(config: Config) -> None:
     if config.device not in DEVICES:
         raise ConfigError(f"model.device is {config.device!r}: use one of {', '.join(DEVICES)}")
     if config.query_encoder not in QUERY_ENCODERS:
-        raise ConfigError(f"model.query_encoder is {config.query_encoder!r}: use one of {', '.join(QUERY_ENCODERS)}")
+        choices = ", ".join(QUERY_ENCODERS)
+        raise ConfigError(f"model.query_encoder is {config.query_encoder!r}: use one of {choices}")
     if config.ann_threshold < 1:
-        raise ConfigError(f"search.ann_threshold is {config.ann_threshold}: use a passage count of at least 1")
+        raise ConfigError(f"search.ann_threshold is {config.ann_threshold}: use a passage count >= 1")
     telegram = config.telegram
     if telegram.mode not in ("polling", "webhook"):
         raise ConfigError(f"telegram.mode is {telegram.mode!r}: use 'polling' or 'webhook'")

@@ -25,6 +25,21 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _default_query_encoder(embedder: Embedder, choice: str = "fast") -> Embedder:
+    """Questions go through the torch-free encoder of the same model when it can run here.
+
+    It gives the index embedder's vectors (cosine >= 0.9999, tests/test_fast_encoder.py) without
+    importing torch, which costs seconds per process; anything else encodes with the embedder.
+    """
+    if choice == "fast" and isinstance(embedder, SentenceTransformerEmbedder):
+        from index.fast_encoder import fast_query_encoder
+
+        fast = fast_query_encoder()
+        if fast is not None and fast.model_name == embedder.model_name:
+            return fast
+    return embedder
+
+
 class AnswerEngine:
     """Loads the index once (building or updating it first if needed) and answers questions."""
 
@@ -39,7 +54,9 @@ class AnswerEngine:
         # The embedder builds the index; the query encoder turns questions into vectors and
         # must give the same vectors (it may be a lighter runtime of the same model).
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.device)
-        self.query_encoder: Embedder = query_encoder or self.embedder
+        self.query_encoder: Embedder = query_encoder or _default_query_encoder(
+            self.embedder, config.query_encoder
+        )
         self.status = status
         self._index: PassageIndex | None = None
 
