@@ -1,0 +1,204 @@
+"""The evaluation's arithmetic on hand-made cases, and a small real run of the harness."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bot.answer import AnswerSettings
+from bot.cli import main
+from bot.evaluation import harness
+from bot.evaluation.metrics import (
+    answered_rates,
+    auroc,
+    contains_answer,
+    first_hit_rank,
+    hit_at,
+    mrr_at,
+    normalize_answer,
+)
+from bot.evaluation.squad import SquadFormatError, load_squad
+from index.embed import SentenceTransformerEmbedder
+from index.split import SplitSettings
+
+
+def test_normalisation_is_the_official_squads() -> None:
+    assert normalize_answer("The  Denver Broncos!") == "denver broncos"
+    assert normalize_answer("an apple, a pear") == "apple pear"
+    assert normalize_answer("Theory of the 'Anthem'") == "theory of anthem"
+    assert normalize_answer("1,000") == "1000"
+
+
+def test_an_answer_is_found_as_whole_words_only() -> None:
+    assert contains_answer("It was built in 1990, by the Romans.", ["1990"])
+    assert contains_answer("Won by the Denver Broncos.", ["denver broncos", "Carolina"])
+    assert not contains_answer("It was built in the 1990s.", ["1990"])
+    assert not contains_answer("Nothing here.", ["Paris", ""])
+
+
+def test_hit_at_k_and_mrr_count_the_first_hit() -> None:
+    ranks = [
+        first_hit_rank(h) for h in ([True, False], [False, False, True], [False] * 4, [False, True, True])
+    ]
+    assert ranks == [1, 3, None, 2]
+    assert hit_at(ranks, 1) == pytest.approx(1 / 4)
+    assert hit_at(ranks, 3) == pytest.approx(3 / 4)
+    assert mrr_at(ranks, 10) == pytest.approx((1 + 1 / 3 + 0 + 1 / 2) / 4)
+    # A first hit beyond the cut-off earns nothing.
+    assert mrr_at([2, 11], 10) == pytest.approx(0.25)
+    assert math.isnan(hit_at([], 1))
+
+
+def test_auroc_is_the_chance_a_positive_outscores_a_negative() -> None:
+    assert auroc([0.9, 0.8, 0.2, 0.1], [True, True, False, False]) == 1.0
+    assert auroc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
+    # One of the four positive-negative pairs is misordered: 3/4.
+    assert auroc([0.9, 0.3, 0.5, 0.1], [True, True, False, False]) == pytest.approx(0.75)
+    # A tie counts half.
+    assert auroc([0.5, 0.5], [True, False]) == pytest.approx(0.5)
+    assert math.isnan(auroc([0.1, 0.2], [True, True]))
+
+
+def test_answered_rates_treat_an_answerable_question_as_positive() -> None:
+    rates = answered_rates([True, True, False, False, True], [True, False, False, True, True])
+    assert rates["accuracy"] == pytest.approx(3 / 5)
+    assert rates["precision"] == pytest.approx(2 / 3)
+    assert rates["recall"] == pytest.approx(2 / 3)
+
+
+def test_a_file_that_is_not_squad_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"articles": []}), encoding="utf-8")
+    with pytest.raises(SquadFormatError, match="not SQuAD-format"):
+        load_squad(path)
+    with pytest.raises(SquadFormatError, match="does not exist"):
+        load_squad(tmp_path / "missing.json")
+
+
+def _squad_file(tmp_path: Path) -> Path:
+    """Two small articles in SQuAD v2.0 layout, one question unanswerable."""
+    data = {
+        "version": "v2.0",
+        "data": [
+            {
+                "title": "Bridges",
+                "paragraphs": [
+                    {
+                        "context": "The Golden Gate Bridge opened in 1937. "
+                        "It spans the strait at San Francisco. Its towers are 227 meters tall.",
+                        "qas": [
+                            {
+                                "id": "b1",
+                                "question": "When did the Golden Gate Bridge open?",
+                                "answers": [{"text": "1937"}],
+                                "is_impossible": False,
+                            },
+                            {
+                                "id": "b2",
+                                "question": "How tall are the towers of the bridge?",
+                                "answers": [{"text": "227 meters"}],
+                                "is_impossible": False,
+                            },
+                        ],
+                    },
+                    {
+                        "context": "The Brooklyn Bridge crosses the East River. John Roebling designed it.",
+                        "qas": [
+                            {
+                                "id": "b3",
+                                "question": "Who designed the Brooklyn Bridge?",
+                                "answers": [{"text": "John Roebling"}],
+                                "is_impossible": False,
+                            },
+                            {
+                                "id": "b4",
+                                "question": "Who painted the Brooklyn Bridge red in 1990?",
+                                "answers": [],
+                                "is_impossible": True,
+                            },
+                        ],
+                    },
+                ],
+            },
+            {
+                "title": "Rivers",
+                "paragraphs": [
+                    {
+                        "context": "The Nile flows north through Egypt into the Mediterranean Sea.",
+                        "qas": [
+                            {
+                                "id": "r1",
+                                "question": "Into which sea does the Nile flow?",
+                                "answers": [{"text": "Mediterranean Sea"}],
+                                "is_impossible": False,
+                            },
+                        ],
+                    }
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "tiny-squad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_the_harness_answers_a_small_squad_file_with_the_real_model(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    squad = load_squad(_squad_file(tmp_path))
+    corpus = harness.prepare(squad, embedder, SplitSettings())
+    questions = harness.select_questions(squad, None)
+    asked = [q for group in questions for q in group]
+    vectors = dict(zip([q.id for q in asked], embedder.encode([q.text for q in asked]), strict=True))
+    results = harness.evaluate(
+        corpus, questions, vectors, AnswerSettings(), ["per-article", "pooled"], ["hybrid", "lexical"]
+    )
+    assert [(r.setting, r.mode) for r in results] == [
+        ("per-article", "hybrid"),
+        ("per-article", "lexical"),
+        ("pooled", "hybrid"),
+        ("pooled", "lexical"),
+    ]
+    for result in results:
+        assert (result.questions, result.answerable) == (5, 4)
+        assert result.hit5 == 1.0  # every answer is within a tiny index's five passages
+        assert result.hit1 >= 0.75
+        assert result.auroc is not None
+    hybrid = results[0]
+    assert hybrid.sentence_accuracy >= 0.75
+
+
+@pytest.mark.slow
+def test_the_eval_command_prints_a_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _squad_file(tmp_path)
+    cache = tmp_path / "embeddings"
+    status = main(
+        ["eval", str(path), "--setting", "per-article", "--mode", "hybrid", "--cache-dir", str(cache)]
+    )
+    table = capsys.readouterr().out
+    assert status == 0
+    assert "per-article" in table and "hit@1" in table and "AUROC" in table
+    assert list(cache.glob("*.npy")), "the embedding cache was not written"
+    status = main(
+        ["eval", str(path), "--limit", "3", "--mode", "lexical", "--json", "--cache-dir", str(cache)]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert report["questions"] == 3
+    assert {(r["setting"], r["mode"]) for r in report["results"]} == {
+        ("per-article", "lexical"),
+        ("pooled", "lexical"),
+    }
+
+
+def test_the_eval_command_refuses_a_missing_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["eval", str(tmp_path / "nope.json")])
+    assert status == 1
+    assert capsys.readouterr().err.strip().startswith("articlebot: error:")
