@@ -53,6 +53,7 @@ def build_application(
     if not settings.token:
         raise ValueError("a Telegram bot token is needed")
     quiet_request_logs()
+    redact_in_logs(settings.token)
 
     async def post_init(application: Application) -> None:
         loaded = engine or (engine_factory or (lambda: AnswerEngine(config)))()
@@ -135,6 +136,37 @@ def quiet_request_logs() -> None:
     """httpx logs every request URL at INFO, and Bot API URLs carry the token."""
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+_SECRETS: set[str] = set()
+
+
+def redact_in_logs(token: str) -> None:
+    """Replace the token's secret half in every log record, whichever library writes it.
+
+    python-telegram-bot logs its API URLs (which embed the token) at DEBUG when a bot is
+    created, and httpx logs request URLs at INFO; `--debug` would otherwise print the token.
+    """
+    secret = token.split(":", 1)[-1]
+    if not secret or secret in _SECRETS:
+        return
+    if not _SECRETS:
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):
+                return record
+            if any(known in message for known in _SECRETS):
+                for known in _SECRETS:
+                    message = message.replace(known, "<token>")
+                record.msg, record.args = message, None
+            return record
+
+        logging.setLogRecordFactory(factory)
+    _SECRETS.add(secret)
 
 
 def run_application(application: Application, settings: TelegramSettings) -> None:

@@ -17,7 +17,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.answer import MAX_QUESTION_CHARS, Answer, QuestionError, QuotedPassage
@@ -317,8 +317,8 @@ def inline_results(answer: Answer) -> list[InlineQueryResultArticle]:
         results.append(
             InlineQueryResultArticle(
                 id=passage_ref(passage.passage.id),
-                title=_shorten(title, 120),
-                description=_shorten(description, 200),
+                title=_shorten(title, 256),
+                description=_shorten(description, 300),
                 input_message_content=InputTextMessageContent(
                     split_message(text, MAX_MESSAGE_LENGTH)[0], parse_mode=ParseMode.HTML
                 ),
@@ -371,8 +371,11 @@ async def on_error(update: object, context: Context) -> None:
     if isinstance(error, Forbidden):
         log.info("update %s: the user blocked the bot or left the chat; skipped (%s)", update_id, error)
         return
-    if isinstance(error, RetryAfter | NetworkError):
+    if isinstance(error, RetryAfter | TimedOut) or (
+        isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+    ):
         # Polling retries on its own; a reply that still fails after the rate limiter's retries is lost.
+        # (BadRequest is a NetworkError in python-telegram-bot, but it means a bug here, not a network.)
         log.warning("update %s: Telegram could not be reached or asked to slow down: %s", update_id, error)
         return
     log.error("update %s failed", update_id, exc_info=error)

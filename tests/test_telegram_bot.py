@@ -1,0 +1,401 @@
+"""The Telegram bot end to end: the real Application, over real HTTP, against the strict fake Bot API.
+
+Every reply below was accepted by the fake server, which refuses what Telegram refuses
+(invalid HTML, over-long text, bad callback data, replies to unknown messages, no-op edits);
+a test that waits for an accepted `sendMessage` therefore also checks the message is valid.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fake_bot_api import Call, FakeBotApi, parse_telegram_html
+from telegram_harness import running_bot, settle
+
+from bot.config import Config
+from bot.engine import AnswerEngine
+from bot.telegram.handlers import APOLOGY, NOT_TEXT, REFUSAL
+from index.embed import SentenceTransformerEmbedder
+
+pytestmark = pytest.mark.slow  # the real model (loaded once per session)
+
+QUESTION = "who was fired?"
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBotApi]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    async with FakeBotApi() as server:
+        yield server
+
+
+def replies_to(message: dict[str, Any]) -> Any:
+    """A `wait_for` filter: messages sent in reply to `message`."""
+
+    def match(call: Call) -> bool:
+        reply = call.params.get("reply_parameters") or {}
+        return (
+            call.params["chat_id"] == message["chat"]["id"]
+            and reply.get("message_id") == message["message_id"]
+        )
+
+    return match
+
+
+def buttons(call: Call) -> dict[str, str]:
+    rows = (call.params.get("reply_markup") or {}).get("inline_keyboard", [])
+    return {button["text"]: button["callback_data"] for row in rows for button in row}
+
+
+# Commands and answers ---------------------------------------------------------------------------
+
+
+async def test_start_help_and_sources_and_the_command_menu(fake: FakeBotApi, engine: AnswerEngine) -> None:
+    async with running_bot(fake, engine):
+        start = fake.inject_message("/start")
+        [greeting] = await fake.wait_for("sendMessage", replies_to(start))
+        help_ = fake.inject_message("/help")
+        [how] = await fake.wait_for("sendMessage", replies_to(help_))
+        sources = fake.inject_message("/sources")
+        [listing] = await fake.wait_for("sendMessage", replies_to(sources))
+    greeting_text = parse_telegram_html(greeting.params["text"])
+    assert (
+        "Armenia has fallen deeper into political turmoil" in greeting_text
+        and "(2021-03-01)" in greeting_text
+    )
+    assert greeting_text.count("\n• ") == 4  # one article, three example questions
+    assert "Who was fired?" in greeting_text
+    how_text = parse_telegram_html(how.params["text"])
+    assert "More context" in how_text and "Other passages" in how_text and "@articlebot_test_bot" in how_text
+    passages = len(engine.index.passages)
+    assert f"(2021-03-01) — {passages} passages" in parse_telegram_html(listing.params["text"])
+    assert [c["command"] for c in fake.commands] == ["start", "help", "sources", "ask"]
+
+
+async def test_who_was_fired_is_answered_with_the_gasparian_sentence(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    async with running_bot(fake, engine):
+        question = fake.inject_message(QUESTION)
+        [reply] = await fake.wait_for("sendMessage", replies_to(question))
+    [typing] = fake.successful("sendChatAction")
+    assert typing.params == {"chat_id": 1001, "action": "typing"} and typing.at < reply.at
+    text = reply.params["text"]
+    assert reply.params["parse_mode"] == "HTML"
+    first_line, rest = text.split("\n\n", 1)
+    assert first_line.startswith("<b>") and first_line.endswith("</b>") and "Onik Gasparian" in first_line
+    sentence = first_line.removeprefix("<b>").removesuffix("</b>")
+    quote, source = rest.rsplit("\n", 1)
+    assert quote.startswith("<blockquote>") and quote.endswith("</blockquote>")
+    assert f"<b>{sentence}</b>" in quote  # the answer sentence is marked inside the quoted passage
+    assert source.startswith("<i>") and source.endswith("· 2021-03-01 · paragraph 7</i>")
+    assert set(buttons(reply)) == {"More context", "Other passages"}
+    assert all(len(data.encode()) < 64 for data in buttons(reply).values())
+
+
+async def test_no_answer_shows_the_closest_passage_labelled_as_such(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    async with running_bot(fake, engine):
+        question = fake.inject_message("What is the capital of France?")
+        [reply] = await fake.wait_for("sendMessage", replies_to(question))
+    visible = parse_telegram_html(reply.params["text"])
+    assert visible.startswith("I couldn't find that in the article.\n\nClosest match:\n")
+    assert not reply.params["text"].startswith("<b>")
+    assert "· 2021-03-01 · paragraph" in visible
+
+
+async def test_user_text_is_escaped_and_odd_or_long_questions_get_one_line(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    async with running_bot(fake, engine) as app:
+        tagged = fake.inject_message("<b>who</b> was fired? & co")
+        [answer] = await fake.wait_for("sendMessage", replies_to(tagged))
+        punctuation = fake.inject_message("???")
+        [hint] = await fake.wait_for("sendMessage", replies_to(punctuation))
+        long = fake.inject_message("why " * 300)
+        [refusal] = await fake.wait_for("sendMessage", replies_to(long))
+        await settle(fake, app)
+    # Answered or not (the tags and "& co" weigh on retrieval), the reply is valid HTML that
+    # the fake accepted, and the asker's markup never became Telegram markup.
+    assert "<b>who</b>" not in answer.params["text"]
+    assert parse_telegram_html(answer.params["text"]).count("·") >= 2  # a quoted passage with its source
+    assert parse_telegram_html(hint.params["text"]).startswith("Please ask a question about the article")
+    assert parse_telegram_html(refusal.params["text"]) == (
+        "Sorry, that question is 1,199 characters long; please ask in at most 1,000."
+    )
+    assert len(fake.successful("sendMessage")) == 3
+
+
+async def test_stickers_photos_and_voice_get_a_hint(fake: FakeBotApi, engine: AnswerEngine) -> None:
+    sticker = {"file_id": "s1", "file_unique_id": "u1", "type": "regular", "width": 512, "height": 512,
+               "is_animated": False, "is_video": False}  # fmt: skip
+    photo = [{"file_id": "p1", "file_unique_id": "u2", "width": 90, "height": 90}]
+    voice = {"file_id": "v1", "file_unique_id": "u3", "duration": 2}
+    async with running_bot(fake, engine):
+        sent = [
+            fake.inject_message(sticker=sticker),
+            fake.inject_message(photo=photo),
+            fake.inject_message(voice=voice),
+        ]
+        for message in sent:
+            [hint] = await fake.wait_for("sendMessage", replies_to(message))
+            assert parse_telegram_html(hint.params["text"]) == NOT_TEXT
+    assert not fake.successful("sendChatAction")
+
+
+# Buttons ----------------------------------------------------------------------------------------
+
+
+async def test_both_buttons_work_after_a_restart(fake: FakeBotApi, engine: AnswerEngine) -> None:
+    async with running_bot(fake, engine):
+        question = fake.inject_message(QUESTION)
+        [reply] = await fake.wait_for("sendMessage", replies_to(question))
+    answer = reply.result
+    data = buttons(reply)
+
+    # A new Application: nothing survives but what the buttons carry.
+    async with running_bot(fake, engine) as app:
+        more = fake.inject_callback_query(fake.message(1001, answer["message_id"]), data["More context"])
+        [edit] = await fake.wait_for("editMessageText")
+        await fake.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == more)
+        other = fake.inject_callback_query(fake.message(1001, answer["message_id"]), data["Other passages"])
+        [passages] = await fake.wait_for("sendMessage", replies_to(answer))
+        await fake.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == other)
+        # A second press of an old "More context" changes nothing: Telegram would refuse the
+        # edit as not modified; the bot shrugs that off and still answers the query.
+        again = fake.inject_callback_query(answer, data["More context"])
+        await fake.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == again)
+        await settle(fake, app)
+
+    context = parse_telegram_html(edit.params["text"])
+    assert edit.params["message_id"] == answer["message_id"]
+    assert "Onik Gasparian" in context.split("\n")[0]
+    assert "paragraphs 5–9" in context  # the passage's paragraphs and one on either side
+    assert "Last week, the discontent spilled over" in context
+    assert buttons(edit) == {"Other passages": data["Other passages"]}
+    listing = passages.params["text"]
+    others = engine.ask(QUESTION).passages[1:]
+    assert listing.startswith("<b>Other passages</b>") and listing.count("<blockquote>") == len(others) > 0
+    assert all(html.escape(p.text) in listing for p in others)
+    failed_edits = [c for c in fake.calls if c.method == "editMessageText" and not c.ok]
+    assert len(failed_edits) == 1 and "not modified" in failed_edits[0].result["description"]
+    assert not [c for c in fake.calls if c.method == "sendMessage" and APOLOGY in c.params.get("text", "")]
+
+
+@pytest.fixture(scope="module")
+def long_article_engine(
+    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
+) -> AnswerEngine:
+    """An article of three long paragraphs, so 'More context' runs past Telegram's 4,096 characters."""
+    folder = tmp_path_factory.mktemp("long-article")
+    fillers = ["harbour", "ferry", "market", "bridge", "library", "orchard", "railway", "quarry"]
+    paragraphs = []
+    for p in range(3):
+        # Few, long sentences: more than 10,000 characters in all, but little to embed.
+        sentences = [
+            f"Item {p}-{k}: the {fillers[k % 8]} & the <old> {fillers[(k + p) % 8]} saw traffic on day {k}, "
+            f"as the {fillers[(k + 3) % 8]}, the {fillers[(k + 5) % 8]} and the {fillers[(k + 7) % 8]} "
+            f"reported a quiet morning, an ordinary afternoon and a calm evening by the water."
+            for k in range(18)
+        ]
+        if p == 1:
+            sentences[9] = "The lighthouse keeper Marguerite Okonkwo-Blanc was dismissed by the port council."
+        paragraphs.append(" ".join(sentences))
+    (folder / "harbour.txt").write_text("Title: Harbour news\nDate: 2024-05-06\n\n" + "\n\n".join(paragraphs))
+    config = Config(articles=(folder / "harbour.txt",), index_dir=folder / "index")
+    engine = AnswerEngine(config, embedder=embedder, status=lambda message: None)
+    engine.ensure_index()
+    return engine
+
+
+async def test_a_long_context_is_split_with_the_keyboard_on_the_last_part(
+    fake: FakeBotApi, long_article_engine: AnswerEngine
+) -> None:
+    async with running_bot(fake, long_article_engine) as app:
+        question = fake.inject_message("Who was dismissed as lighthouse keeper?")
+        [reply] = await fake.wait_for("sendMessage", replies_to(question))
+        fake.inject_callback_query(reply.result, buttons(reply)["More context"])
+        await fake.wait_for("answerCallbackQuery")
+        await settle(fake, app)
+    assert "Okonkwo-Blanc" in reply.params["text"].split("\n")[0]
+    parts = [c for c in fake.successful("sendMessage") if replies_to(reply.result)(c)]
+    visible = [parse_telegram_html(part.params["text"]) for part in parts]
+    assert len(parts) >= 3 and sum(len(v) for v in visible) > 10_000
+    assert all(len(v) <= 4096 for v in visible)
+    assert all("reply_markup" not in part.params for part in parts[:-1])
+    assert set(buttons(parts[-1])) <= {"Other passages"}
+    joined = "".join(visible)
+    assert "Item 0-0:" in joined and "Item 2-17:" in joined and "& the <old>" in joined
+    assert not fake.successful("editMessageText")  # too long for one message: replied instead
+
+
+# Groups and inline mode -------------------------------------------------------------------------
+
+
+async def test_in_groups_only_mentions_replies_and_ask_are_answered(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    group = fake.group_chat()
+    alice, bob = fake.user(2001, "Alice", "alice"), fake.user(2002, "Bob", None)
+    async with running_bot(fake, engine) as app:
+        fake.inject_message("who was fired? anyone?", user=alice, chat=group)
+        fake.inject_message("@someone_else who was fired?", user=bob, chat=group)
+        fake.inject_message("/ask@other_bot who was fired?", user=bob, chat=group)
+        mention = fake.inject_message("@articlebot_test_bot who was fired?", user=alice, chat=group)
+        [answer] = await fake.wait_for("sendMessage", replies_to(mention))
+        follow_up = fake.inject_message(
+            "and who refused to sign the order?", user=bob, chat=group, reply_to=answer.result
+        )
+        [second] = await fake.wait_for("sendMessage", replies_to(follow_up))
+        ask = fake.inject_message("/ask@articlebot_test_bot who was fired?", user=bob, chat=group)
+        [third] = await fake.wait_for("sendMessage", replies_to(ask))
+        await settle(fake, app)
+    assert len(fake.successful("sendMessage")) == 3  # the chatter was ignored
+    assert "Onik Gasparian" in answer.params["text"].split("\n")[0]
+    assert "Sarkisian" in second.params["text"].split("\n")[0]
+    assert third.params["text"].split("\n")[0] == answer.params["text"].split("\n")[0]
+
+
+async def test_an_inline_query_returns_up_to_five_quoted_answers(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    async with running_bot(fake, engine):
+        query_id = fake.inject_inline_query(QUESTION)
+        [call] = await fake.wait_for("answerInlineQuery")
+    assert call.params["inline_query_id"] == query_id
+    assert 0 < call.params["cache_time"] <= 60
+    results = call.params["results"]
+    assert 1 < len(results) <= 5
+    first = results[0]
+    answer = engine.ask(QUESTION)
+    assert answer.sentence is not None and "Onik Gasparian" in answer.sentence.text
+    assert first["title"] == answer.sentence.text
+    assert first["description"].startswith(" ".join(answer.passages[0].text.split())[:100])
+    message = first["input_message_content"]
+    assert message["parse_mode"] == "HTML" and message["message_text"].startswith("<b>")
+    assert len({r["id"] for r in results}) == len(results)
+
+
+# Limits, failures, access and logs -------------------------------------------------------------
+
+
+async def test_the_per_user_limit_is_announced_once(fake: FakeBotApi, engine: AnswerEngine) -> None:
+    eager, other = fake.user(3001, "Eager", "eager"), fake.user(3002, "Calm", "calm")
+    async with running_bot(fake, engine, questions_per_minute=2) as app:
+        for _ in range(5):
+            fake.inject_message(QUESTION, user=eager)
+        fake.inject_message(QUESTION, user=other)
+        await settle(fake, app)
+    eager_texts = [parse_telegram_html(t) for t in fake.sent_texts(3001)]
+    assert len(eager_texts) == 3
+    assert sum("Onik Gasparian" in t for t in eager_texts) == 2
+    [warning] = [t for t in eager_texts if t.startswith("You're asking faster")]
+    assert "2 questions a minute" in warning
+    assert len(fake.sent_texts(3002)) == 1
+
+
+async def test_a_429_is_retried_after_the_time_telegram_asks(fake: FakeBotApi, engine: AnswerEngine) -> None:
+    fake.too_many_requests("sendMessage", retry_after=1)
+    async with running_bot(fake, engine):
+        question = fake.inject_message(QUESTION)
+        [reply] = await fake.wait_for("sendMessage", replies_to(question))
+    [refused] = [c for c in fake.calls if c.method == "sendMessage" and not c.ok]
+    assert refused.result["error_code"] == 429 and refused.result["parameters"] == {"retry_after": 1}
+    assert reply.at - refused.at >= 1.0
+    assert "Onik Gasparian" in reply.params["text"]
+
+
+async def test_answers_arrive_when_the_command_menu_and_typing_action_fail(
+    fake: FakeBotApi, engine: AnswerEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail("setMyCommands", "Internal Server Error", code=500)
+    fake.fail("sendChatAction", "Bad Request: not enough rights to send text messages to the chat")
+    fake.fail("sendChatAction", "Internal Server Error", code=500)
+    async with running_bot(fake, engine):
+        first = fake.inject_message(QUESTION)
+        await fake.wait_for("sendMessage", replies_to(first))
+        second = fake.inject_message("What is the capital of France?")
+        await fake.wait_for("sendMessage", replies_to(second))
+    assert not fake.successful("setMyCommands") and not fake.successful("sendChatAction")
+    assert "setMyCommands failed" in caplog.text and caplog.text.count("sendChatAction failed") == 2
+
+
+async def test_a_failing_reply_is_logged_with_its_update_and_the_user_gets_an_apology(
+    fake: FakeBotApi, engine: AnswerEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail("sendMessage", "Bad Request: a failure the bot did not expect")
+    async with running_bot(fake, engine):
+        question = fake.inject_message(QUESTION)
+        [apology] = await fake.wait_for("sendMessage")
+    assert apology.params["text"] == APOLOGY and apology.params["chat_id"] == 1001
+    [record] = [
+        r for r in caplog.records if r.getMessage().startswith("update ") and r.levelno == logging.ERROR
+    ]
+    assert record.exc_info is not None and record.getMessage() == "update 1 failed"
+    assert question["message_id"] == 1
+
+
+async def test_a_user_who_blocked_the_bot_is_skipped(
+    fake: FakeBotApi, engine: AnswerEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.telegram")
+    fake.fail("sendMessage", "Forbidden: bot was blocked by the user", code=403)
+    async with running_bot(fake, engine) as app:
+        fake.inject_message(QUESTION)
+        await settle(fake, app)
+        assert not fake.successful("sendMessage")  # no apology to someone who blocked the bot
+        later = fake.inject_message(QUESTION)
+        await fake.wait_for("sendMessage", replies_to(later))
+    assert "blocked the bot" in caplog.text
+
+
+async def test_the_allow_list_refuses_others_politely_or_silently(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    stranger, friend = fake.user(4001, "Stranger", "stranger"), fake.user(4002, "Friend", "friend")
+    async with running_bot(fake, engine, allowed_ids=(4002,)) as app:
+        refused = fake.inject_message(QUESTION, user=stranger)
+        [refusal] = await fake.wait_for("sendMessage", replies_to(refused))
+        welcome = fake.inject_message(QUESTION, user=friend)
+        [answer] = await fake.wait_for("sendMessage", replies_to(welcome))
+        fake.inject_message("who was fired?", user=stranger, chat=fake.group_chat())  # group chatter: silence
+        await settle(fake, app)
+    assert parse_telegram_html(refusal.params["text"]) == REFUSAL
+    assert "Onik Gasparian" in answer.params["text"]
+    assert len(fake.successful("sendMessage")) == 2
+
+    # The stranger was answered while the bot was open; now it is closed, silently.
+    async with running_bot(fake, engine):
+        earlier = fake.inject_message(QUESTION, user=stranger)
+        [old_answer] = await fake.wait_for("sendMessage", replies_to(earlier))
+    async with running_bot(fake, engine, allowed_ids=(4002,), refuse_silently=True) as app:
+        fake.inject_message(QUESTION, user=stranger)
+        query = fake.inject_callback_query(
+            old_answer.result, buttons(old_answer)["More context"], user=stranger
+        )
+        await settle(fake, app)
+    assert len(fake.successful("sendMessage")) == 3
+    [answered] = [c for c in fake.successful("answerCallbackQuery") if c.params["callback_query_id"] == query]
+    assert "text" not in answered.params
+    assert not fake.successful("editMessageText")
+
+
+async def test_the_token_never_reaches_the_logs(
+    fake: FakeBotApi, engine: AnswerEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.fail("sendChatAction", "Internal Server Error", code=500)
+    async with running_bot(fake, engine) as app:
+        fake.inject_message(QUESTION)
+        fake.inject_inline_query(QUESTION)
+        await settle(fake, app)
+    assert len(caplog.records) > 20  # debug logging was on: requests, updates, handlers
+    secret = fake.token.split(":", 1)[1]
+    assert secret not in caplog.text
+    for record in caplog.records:
+        assert secret not in record.getMessage()
