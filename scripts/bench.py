@@ -1,0 +1,536 @@
+"""One run, one table: every speed, memory and scale figure of issues 2 and 5, with its bound.
+
+    .venv/bin/python scripts/bench.py                  # everything (about an hour on 2 cores)
+    .venv/bin/python scripts/bench.py --quick          # 300 SQuAD paragraphs, scale 100k only
+    .venv/bin/python scripts/bench.py --scale 100000   # scale figures at these sizes only
+
+Benchmarks are not tests: nothing here fails a build; each row says met or missed.
+Timings are wall-clock on this machine, and other processes sharing its cores move them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
+PYTHON = sys.executable
+QUESTIONS = [
+    "who was fired?",
+    "who was dismissed last week?",
+    "what did the protesters break into?",
+    "how many days did the fighting last?",
+    "who refused to sign the order?",
+    "what did the council condemn?",
+    "what did the officers sign?",
+    "where did the protesters invade?",
+    "when will the opposition hold another rally?",
+    "What did Pashinian call the move?",
+    "were there any injuries?",
+    "what did Khachatrian mock?",
+    "which districts did Armenia cede?",
+    "what do many Armenians think of the deal?",
+    "who backed Azerbaijan's military?",
+    "What is the capital of France?",
+    "How do I bake sourdough bread?",
+]
+
+
+@dataclass
+class Row:
+    section: str
+    figure: str
+    value: str
+    bound: str = ""
+    verdict: str = ""
+
+
+ROWS: list[Row] = []
+
+
+def row(section: str, figure: str, value: str, bound: str = "", met: bool | None = None) -> None:
+    verdict = "" if met is None else ("met" if met else "MISSED")
+    ROWS.append(Row(section, figure, value, bound, verdict))
+    print(f"  {figure}: {value} {bound} {verdict}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def child(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `code` in a fresh interpreter; it prints one JSON object last."""
+    result = subprocess.run(
+        [PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=ROOT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"child failed: {result.stderr.strip()[-800:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# Model load and cold start ----------------------------------------------------------------
+
+
+def bench_model_load() -> None:
+    print("model load", file=sys.stderr)
+    torch_side = child(
+        "import time, json; t = time.perf_counter()\n"
+        "from index.embed import SentenceTransformerEmbedder\n"
+        "e = SentenceTransformerEmbedder('cpu'); e.model; loaded = time.perf_counter() - t\n"
+        "e.encode(['who was fired?']); print(json.dumps({'load': loaded, 'first': time.perf_counter() - t}))"
+    )
+    fast_side = child(
+        "import time, json; t = time.perf_counter()\n"
+        "from index.fast_encoder import fast_query_encoder\n"
+        "e = fast_query_encoder(load=True); loaded = time.perf_counter() - t\n"
+        "e.encode(['who was fired?']); print(json.dumps({'load': loaded, 'first': time.perf_counter() - t}))"
+    )
+    row("model", "sentence-transformers: import + load (fresh process)", f"{torch_side['load']:.2f} s")
+    row("model", "  … to first encoded question", f"{torch_side['first']:.2f} s")
+    row("model", "fast encoder (numpy): import + load", f"{fast_side['load']:.2f} s")
+    row("model", "  … to first encoded question", f"{fast_side['first']:.2f} s")
+
+
+def bench_cold_start(index_dir: Path, runs: int) -> None:
+    print("cold start", file=sys.stderr)
+    command = [PYTHON, "-m", "bot.cli", "ask", "--index-dir", str(index_dir), "who was fired?"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, check=True
+    )  # build if needed, warm the page cache
+
+    def timed(extra: dict[str, str]) -> float:
+        started = time.perf_counter()
+        result = subprocess.run(
+            command, env={**env, **extra}, cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        elapsed = time.perf_counter() - started
+        assert "Gasparian" in result.stdout, result.stdout[:300]
+        return elapsed
+
+    fast = [timed({}) for _ in range(runs)]
+    slow = [timed({"ARTICLEBOT_QUERY_ENCODER": "sentence-transformers"}) for _ in range(max(1, runs // 2))]
+    met = statistics.median(fast) <= 2.5
+    row(
+        "cold start",
+        '`articlebot ask "who was fired?"` (median)',
+        f"{statistics.median(fast):.2f} s",
+        "<= 2.5 s",
+        met,
+    )
+    row(
+        "cold start",
+        "  same, questions through sentence-transformers",
+        f"{statistics.median(slow):.2f} s",
+        "(about 8 s)",
+    )
+    heavy = ("torch", "sentence_transformers", "transformers", "faiss", "bm25s", "scipy", "pysbd", "rich")
+    imports = child(
+        "import sys, json, contextlib, io\nfrom bot.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['ask', '--index-dir', {str(index_dir)!r}, 'who?'])\n"
+        f"print(json.dumps({{'heavy': [m for m in {heavy!r} if m in sys.modules]}}))"
+    )
+    row(
+        "cold start",
+        "heavy modules loaded by one `ask`",
+        ", ".join(imports["heavy"]) or "none",
+    )
+
+
+# Build throughput -------------------------------------------------------------------------
+
+
+def squad_articles(folder: Path, limit: int | None) -> int:
+    """Each SQuAD dev paragraph as one article file (its own text, nothing added)."""
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
+    paragraphs = [p["context"] for article in data for p in article["paragraphs"]][:limit]
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, text in enumerate(paragraphs):
+        (folder / f"squad-{number:05d}.txt").write_text(text.strip() + "\n", encoding="utf-8")
+    return len(paragraphs)
+
+
+def bench_build(name: str, article_paths: Sequence[Path], embedder: Any, target: Path) -> Any:
+    """Full build (split, embed, BM25, save) against the bare encoder on the texts it embeds."""
+    from index.articles import load_articles
+    from index.split import SplitSettings, split_article
+    from index.store import build_index
+
+    print(f"build: {name}", file=sys.stderr)
+    articles = load_articles(list(article_paths))
+    settings = SplitSettings()
+    split = [split_article(a, settings, embedder.count_tokens) for a in articles]
+    texts = [p.text for _, ps in split for p in ps] + [s.text for ss, _ in split for s in ss]
+    passages = sum(len(ps) for _, ps in split)
+    embedder.encode(texts[:64])  # warm up the same way both sides
+    started = time.perf_counter()
+    embedder.encode(texts)
+    bare = time.perf_counter() - started
+    started = time.perf_counter()
+    index, _ = build_index(articles, embedder, target, settings, rebuild=True)
+    build = time.perf_counter() - started
+    ratio = bare / build
+    row(
+        "build",
+        f"{name}: {len(articles)} articles, {passages} passages + {len(texts) - passages} sentences",
+        f"{passages / build:.1f} passages/s (bare encoder {passages / bare:.1f}/s)",
+        f"ratio {ratio:.2f} >= 0.9",
+        ratio >= 0.9,
+    )
+    return index
+
+
+def bench_interrupted_build(article_paths: Sequence[Path], embedder: Any, work: Path) -> None:
+    """Kill a build mid-embedding; the old index must load and the next build must finish."""
+    from index.articles import load_articles
+    from index.store import build_index, load_index
+
+    folder = work / "interrupt"
+    build_index(load_articles(list(article_paths)[:1]), embedder, folder)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from index.articles import load_articles\nfrom index.embed import SentenceTransformerEmbedder\n"
+        "from index.store import build_index\n"
+        f"build_index(load_articles([Path(p) for p in {[str(p) for p in article_paths]!r}]),"
+        f" SentenceTransformerEmbedder(), Path({str(folder)!r}))"
+    )
+    process = subprocess.Popen([PYTHON, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    time.sleep(12)
+    process.kill()
+    process.wait()
+    survived = load_index(folder, embedder).manifest["passage_count"] > 0
+    started = time.perf_counter()
+    _, report = build_index(load_articles(list(article_paths)), embedder, folder)
+    leftovers = len(list(folder.glob("gen-*")))
+    row(
+        "build",
+        "build killed mid-embedding: previous index loads; next build completes",
+        f"loads: {survived}; rebuilt {report.passages} passages in {time.perf_counter() - started:.0f} s;"
+        f" generations left: {leftovers}",
+        "restarts cleanly",
+        survived and leftovers == 1,
+    )
+
+
+# Warm latency and memory ------------------------------------------------------------------
+
+
+def bench_warm_latency(index_dir: Path, embedder: Any, rounds: int) -> None:
+    from bot.config import Config
+    from bot.engine import AnswerEngine
+    from bot.render import answer_to_json
+
+    print("warm latency", file=sys.stderr)
+    config = Config(index_dir=index_dir)
+    for label, query_encoder in (("fast encoder", None), ("sentence-transformers", embedder)):
+        engine = AnswerEngine(config, embedder=embedder, query_encoder=query_encoder, status=lambda m: None)
+        engine.ensure_index()
+        encoder = engine.query_encoder
+        for question in QUESTIONS:  # warm up
+            json.dumps(answer_to_json(engine.ask(question)))
+        end_to_end: list[float] = []
+        bare: list[float] = []
+        for _ in range(rounds):
+            for question in QUESTIONS:
+                started = time.perf_counter()
+                encoder.encode([question])
+                bare.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                json.dumps(answer_to_json(engine.ask(question)))
+                end_to_end.append(time.perf_counter() - started)
+        p50, p95 = percentile(end_to_end, 50) * 1000, percentile(end_to_end, 95) * 1000
+        b50, b95 = percentile(bare, 50) * 1000, percentile(bare, 95) * 1000
+        ratio = p50 / b50
+        row("warm", f"{label}: bare encode of the question p50 / p95", f"{b50:.1f} / {b95:.1f} ms")
+        row(
+            "warm",
+            f"{label}: end to end (ask + JSON) p50 / p95",
+            f"{p50:.1f} / {p95:.1f} ms",
+            f"p50 ratio {ratio:.2f} <= 1.25",
+            ratio <= 1.25,
+        )
+        if label == "fast encoder":
+            fast_p50 = p50
+        else:
+            ratio = fast_p50 / b50
+            row(
+                "warm",
+                "fast path end to end p50 / bare sentence-transformers encode p50",
+                f"{ratio:.2f}",
+                "<= 1.25",
+                ratio <= 1.25,
+            )
+
+
+def bench_memory(index_dir: Path) -> None:
+    print("memory", file=sys.stderr)
+    code = (
+        "import json, resource\nfrom bot.config import Config\nfrom bot.engine import AnswerEngine\n"
+        "from bot.render import answer_to_json, render_text\nfrom pathlib import Path\n"
+        f"engine = AnswerEngine(Config(index_dir=Path({str(index_dir)!r})), status=lambda m: None)\n"
+        f"for q in {QUESTIONS!r}:\n    a = engine.ask(q); render_text(a); json.dumps(answer_to_json(a))\n"
+        "print(json.dumps({'peak': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
+    fast = child(code)["peak"]
+    slow = child(code, {"ARTICLEBOT_QUERY_ENCODER": "sentence-transformers"})["peak"]
+    row(
+        "memory",
+        "peak RSS, bot over the bundled article, fast path",
+        f"{fast:.0f} MB",
+        "< 400 MB",
+        fast < 400,
+    )
+    row("memory", "  same with questions through torch", f"{slow:.0f} MB", "(stated)")
+
+
+# Scale ------------------------------------------------------------------------------------
+
+
+def synthetic_vectors(anchors: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Real embeddings first, then noisy copies of them (cosine about 0.78 to their source)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, anchors.shape[1]), dtype=np.float32)
+    real = min(count, len(anchors))
+    out[:real] = anchors[:real]
+    for start in range(real, count, 100_000):
+        size = min(100_000, count - start)
+        base = anchors[rng.integers(0, len(anchors), size)]
+        noise = rng.standard_normal((size, anchors.shape[1]), dtype=np.float32) * (
+            0.8 / np.sqrt(anchors.shape[1])
+        )
+        block = base + noise
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[start : start + size] = block
+    return out
+
+
+def synthetic_texts(sentences: Sequence[str], count: int, seed: int) -> list[str]:
+    """Passages of 3-5 real SQuAD sentences drawn at random: real words, realistic lengths."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(sentences), (count, 5))
+    lengths = rng.integers(3, 6, count)
+    return [" ".join(sentences[i] for i in picks[n, : lengths[n]]) for n in range(count)]
+
+
+def bench_scale(
+    sizes: Sequence[int], squad_index: Any, query_vectors: np.ndarray, questions: Sequence[str]
+) -> None:
+    import faiss
+
+    from index.lexical import LexicalIndex
+    from index.store import dense_index, describe_dense_index
+
+    anchors = np.asarray(
+        np.concatenate([squad_index.passage_vectors, squad_index.sentence_vectors]), np.float32
+    )
+    sentences = [s.text for s in squad_index.sentences]
+    for size in sizes:
+        label = f"{size:,}"
+        print(f"scale {label}", file=sys.stderr)
+        vectors = synthetic_vectors(anchors, size, seed=size)
+        exact = faiss.IndexFlatIP(vectors.shape[1])
+        exact.add(vectors)
+        _, truth = exact.search(query_vectors, 10)
+        exact_times = []
+        for vector in query_vectors[:100]:
+            started = time.perf_counter()
+            exact.search(vector[None], 10)
+            exact_times.append(time.perf_counter() - started)
+        del exact
+        gc.collect()
+        before = rss_mb()
+        started = time.perf_counter()
+        index = dense_index(vectors, ann_threshold=1)
+        built = time.perf_counter() - started
+        memory = len(faiss.serialize_index(index)) / 1e6
+        grew = rss_mb() - before
+        _, found = index.search(query_vectors, 10)
+        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
+        times = []
+        for vector in query_vectors[:200]:
+            started = time.perf_counter()
+            index.search(vector[None], 50)  # the hybrid search's candidate depth
+            times.append(time.perf_counter() - started)
+        row(
+            "scale",
+            f"{label}: exact search p50 (IndexFlatIP)",
+            f"{percentile(exact_times, 50) * 1000:.1f} ms",
+        )
+        row("scale", f"{label}: dense index", describe_dense_index(index))
+        row("scale", f"{label}: dense index build", f"{built:.1f} s")
+        row(
+            "scale",
+            f"{label}: dense index memory",
+            f"{memory:.0f} MB (RSS grew {grew:.0f} MB)",
+            "<= 1 GB",
+            memory <= 1000,
+        )
+        row("scale", f"{label}: recall@10 against exact", f"{recall:.3f}", ">= 0.95", recall >= 0.95)
+        dense_p50 = percentile(times, 50) * 1000
+        row(
+            "scale",
+            f"{label}: dense search p50 / p95 (k=50)",
+            f"{dense_p50:.2f} / {percentile(times, 95) * 1000:.2f} ms",
+        )
+        # Vectors of lexical candidates come from the mapped file: 50 rows per question.
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "passage_vectors.npy"
+            np.save(path, vectors)
+            mapped = np.load(path, mmap_mode="r")
+            rng = np.random.default_rng(1)
+            gather = []
+            before = rss_mb()
+            for vector in query_vectors[:200]:
+                rows = np.sort(rng.integers(0, size, 50))
+                started = time.perf_counter()
+                _ = np.asarray(mapped[rows]) @ vector
+                gather.append(time.perf_counter() - started)
+            row(
+                "scale",
+                f"{label}: dense scores of 50 lexical candidates from mapped vectors p50",
+                f"{percentile(gather, 50) * 1000:.2f} ms (file {path.stat().st_size / 1e6:.0f} MB on disk,"
+                f" RSS +{rss_mb() - before:.0f} MB)",
+            )
+            del mapped
+        del index, vectors
+        gc.collect()
+
+        texts = synthetic_texts(sentences, size, seed=size)
+        before = rss_mb()
+        started = time.perf_counter()
+        lexical = LexicalIndex.build(texts)
+        lexical_built = time.perf_counter() - started
+        del texts
+        gc.collect()
+        lexical_times = []
+        for question in questions[:200]:
+            started = time.perf_counter()
+            scores = lexical.scores(question)
+            np.argpartition(-scores, 50)[:50]
+            lexical_times.append(time.perf_counter() - started)
+        lexical_p50 = percentile(lexical_times, 50) * 1000
+        row("scale", f"{label}: bm25s build", f"{lexical_built:.0f} s (RSS grew {rss_mb() - before:.0f} MB)")
+        row(
+            "scale",
+            f"{label}: bm25s scores + top 50 p50 / p95",
+            f"{lexical_p50:.1f} / {percentile(lexical_times, 95) * 1000:.1f} ms",
+        )
+        total = dense_p50 + lexical_p50
+        row(
+            "scale",
+            f"{label}: question beyond encoding (dense + lexical p50)",
+            f"{total:.1f} ms",
+            "<= 25 ms",
+            total <= 25,
+        )
+        del lexical
+        gc.collect()
+
+
+# Main -------------------------------------------------------------------------------------
+
+
+def print_table(command: str) -> str:
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "| section | figure | value | bound / ratio | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r.section} | {r.figure} | {r.value} | {r.bound} | {r.verdict} |" for r in ROWS]
+    table = "\n".join(lines)
+    print(table)
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 SQuAD paragraphs, scale at 100,000 only")
+    parser.add_argument(
+        "--squad", type=int, default=None, metavar="N", help="SQuAD paragraphs to build (default all)"
+    )
+    parser.add_argument(
+        "--scale", type=int, nargs="*", default=None, metavar="N", help="scale sizes (default 100000 1000000)"
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["model", "cold", "build", "warm", "memory", "scale"]
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of the question set for warm latency")
+    parser.add_argument("--out", type=Path, help="also write the table (Markdown) here")
+    args = parser.parse_args(argv)
+    squad_limit = args.squad if args.squad is not None else (300 if args.quick else None)
+    sizes = args.scale if args.scale is not None else ([100_000] if args.quick else [100_000, 1_000_000])
+    command = "scripts/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    from bot.config import BUNDLED_ARTICLES
+    from index.embed import SentenceTransformerEmbedder
+
+    with tempfile.TemporaryDirectory(prefix="articlebot-bench-") as folder:
+        work = Path(folder)
+        os.environ["XDG_CACHE_HOME"] = str(work / "cache")
+        if "model" not in args.skip:
+            bench_model_load()
+        embedder = SentenceTransformerEmbedder("cpu")
+        embedder.encode(["warm up"])
+        bundled_dir = work / "index-bundled"
+        squad_index = None
+        if "build" not in args.skip or "scale" not in args.skip:
+            bench_build("bundled article", [BUNDLED_ARTICLES], embedder, bundled_dir)
+            squad_folder = work / "squad"
+            squad_articles(squad_folder, squad_limit)
+            squad_index = bench_build(
+                "SQuAD v1.1 dev paragraphs", [squad_folder], embedder, work / "index-squad"
+            )
+            if "build" not in args.skip:
+                bench_interrupted_build([squad_folder], embedder, work)
+        if "cold" not in args.skip:
+            bench_cold_start(bundled_dir, runs=5)
+        if "warm" not in args.skip:
+            bench_warm_latency(bundled_dir, embedder, args.rounds)
+        if "memory" not in args.skip:
+            bench_memory(bundled_dir)
+        if "scale" not in args.skip and sizes and squad_index is not None:
+            data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
+            questions = [qa["question"] for a in data for p in a["paragraphs"] for qa in p["qas"]]
+            questions = questions[:: max(1, len(questions) // 300)][:300]
+            from index.fast_encoder import fast_query_encoder
+
+            encoder = fast_query_encoder(load=True) or embedder
+            bench_scale(sizes, squad_index, encoder.encode(questions), questions)
+    table = print_table(command)
+    if args.out:
+        args.out.write_text(table + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
