@@ -101,6 +101,7 @@ class AnswerEngine:
             self.config.passages,
             rebuild=rebuild,
             progress=progress,
+            ann_threshold=self.config.ann_threshold,
         )
         return report
 
