@@ -1,0 +1,221 @@
+"""The `articlebot` command as a user runs it: real processes, real model, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from bot.cli import main
+from bot.config import Config
+from bot.engine import AnswerEngine
+
+pytestmark = pytest.mark.slow
+
+ARTICLEBOT = Path(sys.executable).parent / "articlebot"
+
+
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ARTICLEBOT), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def index_args(engine: AnswerEngine, bundled_config: Config) -> list[str]:
+    """Options pointing at the session's index of the bundled article, already built."""
+    return ["--index-dir", str(bundled_config.index_dir)]
+
+
+def test_ask_prints_the_answer_highlighted_in_its_passage(index_args: list[str]) -> None:
+    result = run("ask", "who was fired?", *index_args)
+    assert result.returncode == 0, result.stderr
+    first_block = " ".join(result.stdout.split("\n\n")[0].split())
+    assert "immediately fired Onik Gasparian" in first_block
+    assert "»Pashinian said the move amounted to" in result.stdout
+    flat = " ".join(result.stdout.split())
+    assert "2021-03-01 · paragraph 7 of 13" in flat
+    assert result.stderr == ""
+
+
+def test_ask_says_plainly_when_the_article_does_not_answer(index_args: list[str]) -> None:
+    result = run(*index_args, "ask", "How do I bake sourdough bread?")
+    assert result.returncode == 0
+    assert result.stdout.startswith("The article does not seem to answer that.")
+    assert "Closest match (not an answer):" in result.stdout
+    assert "»" not in result.stdout
+
+
+def test_ask_json_is_exactly_one_object_of_the_documented_shape(index_args: list[str]) -> None:
+    result = run("ask", "--json", "who was fired?", *index_args)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"question", "answered", "answer", "passages", "timings_ms"}
+    assert payload["question"] == "who was fired?"
+    assert payload["answered"] is True
+    answer = payload["answer"]
+    assert set(answer) == {"sentence", "article", "title", "date", "paragraph"}
+    assert "Onik Gasparian" in answer["sentence"]
+    assert (answer["article"], answer["date"], answer["paragraph"]) == ("armenia-2021-03-01", "2021-03-01", 7)
+    assert payload["passages"]
+    for passage in payload["passages"]:
+        assert set(passage) == {"text", "score", "article", "title", "date", "paragraph", "start", "end"}
+        assert isinstance(passage["score"], float) and isinstance(passage["start"], int)
+    assert answer["sentence"] in payload["passages"][0]["text"]
+    scores = [p["score"] for p in payload["passages"]]
+    assert scores == sorted(scores, reverse=True) or payload["passages"][0]["text"].count(answer["sentence"])
+    assert all(isinstance(v, float) for v in payload["timings_ms"].values())
+
+
+def test_ask_json_reads_one_question_per_line_from_stdin(index_args: list[str]) -> None:
+    questions = "who was fired?\n\nWhat is the capital of France?\nwho refused to sign the order?\n"
+    result = run("ask", "--json", "-", *index_args, stdin=questions)
+    assert result.returncode == 0, result.stderr
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["question"] for o in objects] == [
+        "who was fired?",
+        "What is the capital of France?",
+        "who refused to sign the order?",
+    ]
+    assert [o["answered"] for o in objects] == [True, False, True]
+    assert objects[1]["answer"] is None and objects[1]["passages"]
+
+
+def test_json_mode_keeps_status_off_stdout_when_it_builds_the_index(tmp_path: Path) -> None:
+    result = run("ask", "--json", "who was fired?", "--index-dir", str(tmp_path / "new-index"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["answered"] is True
+    assert "building the index" in result.stderr
+
+
+def test_index_command_summarises_and_updates(tmp_path: Path) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Title: Storm\n\nA storm hit the coast. Power failed.", encoding="utf-8")
+    result = run("index", str(folder), "--index-dir", str(tmp_path / "index"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("indexed 1 article, ")
+    (folder / "b.md").write_text("# Vote\n\nThe budget passed.", encoding="utf-8")
+    result = run("index", str(folder), "--index-dir", str(tmp_path / "index"))
+    assert "indexed 2 articles" in result.stdout and "(1 embedded, 0 removed)" in result.stdout
+    asked = run(
+        "ask", "--json", "what passed?", "--articles", str(folder), "--index-dir", str(tmp_path / "index")
+    )
+    assert json.loads(asked.stdout)["answer"]["title"] == "Vote"
+
+
+def test_error_exits_non_zero_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    result = run("ask", "who?", "--articles", str(tmp_path / "missing.txt"))
+    assert result.returncode == 1
+    assert result.stderr == f"articlebot: error: article not found: {tmp_path / 'missing.txt'}\n"
+    assert result.stdout == ""
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = run("--debug", "ask", "who?", "--articles", str(tmp_path / "missing.txt"))
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ArticleError" in result.stderr
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda d: ["ask", "   "], "ask a question about the article"),
+        (lambda d: ["ask", "why " * 300], "ask in at most 1,000"),
+        (lambda d: ["ask", "q", "--articles", str(_write(d / "e.txt", "\n"))], "has no text to index"),
+        (
+            lambda d: ["ask", "q", "--config", str(_write(d / "c.toml", "[search]\ntop_k = 0"))],
+            "search.top_k is 0",
+        ),
+        (lambda d: ["ask", "q", "--config", str(d / "none.toml")], "config file not found"),
+        (lambda d: ["ask", "q", "--top-k", "0"], "--top-k is 0"),
+    ],
+    ids=["empty-question", "huge-question", "empty-article", "bad-config", "missing-config", "bad-top-k"],
+)
+def test_bad_input_gets_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_args, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    status = main([*make_args(tmp_path), "--index-dir", str(tmp_path / "index")])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err.startswith("articlebot: error: ") and message in captured.err
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""
+
+
+def test_corrupt_index_is_reported_with_the_fix(
+    tmp_path: Path, engine: AnswerEngine, bundled_config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / "manifest.json").write_text("{broken")
+    assert main(["ask", "who was fired?", "--index-dir", str(index_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "articlebot index --rebuild" in err
+
+
+def test_console_driven_through_a_terminal(index_args: list[str], tmp_path: Path) -> None:
+    child = pexpect.spawn(
+        str(ARTICLEBOT),
+        ["console", "--top-k", "1", *index_args],
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        encoding="utf-8",
+        timeout=120,
+        dimensions=(40, 120),
+    )
+    child.expect("question>")
+    child.sendline(":help")
+    child.expect(":sources")
+    child.expect("question>")
+    child.sendline("who was fired?")
+    child.expect("Gasparian")
+    child.expect("question>")
+    child.sendline(":more")
+    child.expect("│")
+    child.expect("question>")
+    child.sendline(":sources")
+    child.expect("2021-03-01")
+    child.expect("question>")
+    child.sendline("")  # an empty line is ignored, the session goes on
+    child.expect("question>")
+    child.sendline(":nonsense")
+    child.expect("unknown command")
+    child.expect("question>")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (tmp_path / "articlebot" / "history").read_text(encoding="utf-8").count("who was fired?") == 1
+
+
+def test_console_leaves_cleanly_on_ctrl_c(index_args: list[str], tmp_path: Path) -> None:
+    child = pexpect.spawn(
+        str(ARTICLEBOT),
+        ["console", *index_args],
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        encoding="utf-8",
+        timeout=120,
+    )
+    child.expect("question>")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Traceback" not in (child.before or "")
