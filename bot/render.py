@@ -13,11 +13,12 @@ NO_ANSWER = "The article does not seem to answer that."
 NOTHING_INDEXED = "There is nothing indexed to answer from."
 HIGHLIGHT_STYLE = "bold yellow"
 WIDTH = 92
+TITLE_CHARS = 48
 
 
 def source_line(quoted: QuotedPassage, paragraph: int | None = None) -> str:
     """Where a passage (or the sentence in it) stands: title · date · paragraph N of M."""
-    parts = [quoted.title]
+    parts = [_shorten(quoted.title, TITLE_CHARS)]
     if quoted.date:
         parts.append(quoted.date)
     where = f"paragraph {paragraph or quoted.paragraph}"
@@ -76,11 +77,19 @@ def quote(
     lines = text.wrap(Console(width=width), width - 2)
     body = Text()
     for line in lines:
-        body.append("│ ", style="dim")
+        line.rstrip()
+        body.append("│ " if line.plain else "│", style="dim")
         body.append(line)
         body.append("\n")
     body.append(f"— {source_line(quoted, paragraph)}\n", style="italic dim")
     return body
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = text.rstrip("…")
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
 def answer_to_json(answer: Answer) -> dict[str, Any]:
