@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 
 from bot.config import Config, ConfigError, validate
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         )
 
     application = build_application(config, on_ready=ready)
+    if not getattr(args, "debug", False):
+        logging.getLogger("telegram.ext").addFilter(_StartupFailureFilter((InvalidToken, NetworkError)))
     try:
         run_application(application, config.telegram)
     except InvalidToken:
@@ -56,3 +59,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
         where = config.telegram.api_base_url or "api.telegram.org"
         raise ArticlebotError(f"cannot reach the Telegram Bot API at {where}: {error}") from None
     return EXIT_OK
+
+
+class _StartupFailureFilter(logging.Filter):
+    """python-telegram-bot logs a failed start-up with a traceback; the CLI says it in one line instead."""
+
+    def __init__(self, errors: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.errors = errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not ("Bootstrap" in record.getMessage() and isinstance(error, self.errors))
