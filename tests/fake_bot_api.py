@@ -209,9 +209,9 @@ class FakeBotApi:
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         if request.match_info["token"] != self.token:
-            return web.json_response(
-                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
-            )
+            refusal = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+            await self._record(Call(method, {}, False, refusal, time.perf_counter()))
+            return web.json_response(refusal, status=401)
         params = await _decode(request)
         handler = getattr(self, f"_api_{method.lower()}", None)
         if handler is None:
