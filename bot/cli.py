@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from bot.engine import AnswerEngine
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-_COMMON_DEFAULTS: dict[str, Any] = {"config": None, "articles": None, "index_dir": None, "top_k": None, "debug": False}
+_COMMON_DEFAULTS: dict[str, Any] = {
+    "config": None,
+    "articles": None,
+    "index_dir": None,
+    "top_k": None,
+    "debug": False,
+}
 
 # Commands that live beside their front end. Each module offers
 # `add_arguments(parser)` and `run(args, config) -> int`, and imports nothing heavy at import time.
@@ -54,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the last line of defence: one line unless --debug
         if args.debug:
             raise
-        print(f"articlebot: error: {type(error).__name__}: {error} (run again with --debug for details)", file=sys.stderr)
+        print(
+            f"articlebot: error: {type(error).__name__}: {error} (run again with --debug for details)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 
@@ -75,10 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     index = commands.add_parser("index", parents=[common], help="build or update the index")
-    index.add_argument("paths", nargs="*", metavar="PATH", help="article files or folders (default: configured)")
+    index.add_argument(
+        "paths", nargs="*", metavar="PATH", help="article files or folders (default: configured)"
+    )
     index.add_argument("--rebuild", action="store_true", help="embed every article again from scratch")
 
-    ask = commands.add_parser("ask", parents=[common], help="answer one question ('-' reads one per line from stdin)")
+    ask = commands.add_parser(
+        "ask", parents=[common], help="answer one question ('-' reads one per line from stdin)"
+    )
     ask.add_argument("question", help="the question, or - to read questions from standard input")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
 
@@ -145,7 +158,10 @@ def _ask(args: argparse.Namespace, config: Config) -> int:
             print(f"articlebot: error: {error}", file=sys.stderr)
             status = EXIT_ERROR
             continue
-        print(json.dumps(answer_to_json(answer), ensure_ascii=False) if args.json else render_text(answer), flush=True)
+        print(
+            json.dumps(answer_to_json(answer), ensure_ascii=False) if args.json else render_text(answer),
+            flush=True,
+        )
     return status
 
 

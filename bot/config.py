@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,16 @@ class Config:
     query_encoder: str = "fast"
     # Above this many passages the dense index is approximate (FAISS HNSW), below it exact.
     ann_threshold: int = 200_000
-    passages: SplitSettings = SplitSettings()
-    telegram: TelegramSettings = TelegramSettings()
+    passages: SplitSettings = field(default_factory=SplitSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
-def default_index_dir(environ: dict[str, str] | None = None) -> Path:
-    environ = os.environ if environ is None else environ  # type: ignore[assignment]
-    cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def default_index_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """$XDG_CACHE_HOME/articlebot/index, or ~/.cache/articlebot/index."""
+    cache = (os.environ if environ is None else environ).get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "articlebot" / "index"
 
 
@@ -93,7 +94,7 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
     if "ARTICLEBOT_ARTICLES" in environ:
         articles = [p for p in environ["ARTICLEBOT_ARTICLES"].split(os.pathsep) if p]
     if articles is not None and not all(isinstance(item, str) for item in articles):
-        raise ConfigError("articles must be a list of file or folder paths, e.g. articles = [\"news/\"]")
+        raise ConfigError('articles must be a list of file or folder paths, e.g. articles = ["news/"]')
     index_dir = _override(environ, "ARTICLEBOT_INDEX_DIR", reader.get("index_dir", str, None))
 
     search = _Reader(reader.get("search", dict, {}), "search.")
@@ -148,7 +149,9 @@ def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:
         webhook_listen=section.get("webhook_listen", str, d.webhook_listen),
         webhook_port=section.get("webhook_port", int, d.webhook_port),
         webhook_url=section.get("webhook_url", str, None),
-        webhook_secret=_override(environ, "TELEGRAM_WEBHOOK_SECRET", section.get("webhook_secret", str, None)),
+        webhook_secret=_override(
+            environ, "TELEGRAM_WEBHOOK_SECRET", section.get("webhook_secret", str, None)
+        ),
         questions_per_minute=section.get("questions_per_minute", int, d.questions_per_minute),
         allowed_ids=tuple(allowed),
         refuse_silently=section.get("refuse_silently", bool, d.refuse_silently),
@@ -161,7 +164,11 @@ def validate(config: Config) -> None:
         raise ConfigError(f"search.top_k is {config.top_k}: use a number from 1 to 50")
     if config.mode not in SEARCH_MODES:
         raise ConfigError(f"search.mode is {config.mode!r}: use one of {', '.join(SEARCH_MODES)}")
-    if config.dense_weight < 0 or config.lexical_weight < 0 or config.dense_weight + config.lexical_weight == 0:
+    if (
+        config.dense_weight < 0
+        or config.lexical_weight < 0
+        or config.dense_weight + config.lexical_weight == 0
+    ):
         raise ConfigError("search.dense_weight and search.lexical_weight must be >= 0 and not both 0")
     if not 0.0 <= config.abstain_threshold <= 1.0:
         raise ConfigError(f"answer.abstain_threshold is {config.abstain_threshold}: use a number from 0 to 1")
@@ -216,9 +223,17 @@ class _Reader:
         unknown = sorted(set(self.table) - self.seen)
         if unknown:
             raise ConfigError(
-                f"unknown config key {self.prefix}{unknown[0]}: check its spelling against config.example.toml"
+                f"unknown config key {self.prefix}{unknown[0]}: "
+                "check its spelling against config.example.toml"
             )
 
 
 def _kind_name(kind: type) -> str:
-    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false", list: "a list", dict: "a table"}[kind]
+    return {
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }[kind]

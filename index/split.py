@@ -121,7 +121,9 @@ def split_article(
         for s_start, s_end in split_sentences(article.text, p_start, p_end):
             for piece_start, piece_end in _fit_to_model(article, s_start, s_end, count_tokens):
                 text = article.text[piece_start:piece_end]
-                sentences.append(Sentence(article.id, len(sentences), paragraph, piece_start, piece_end, text))
+                sentences.append(
+                    Sentence(article.id, len(sentences), paragraph, piece_start, piece_end, text)
+                )
     return sentences, group_passages(article, sentences, settings)
 
 
@@ -180,7 +182,8 @@ def _fit_to_model(
         pieces.append((words[run_start][0], words[run_end - 1][1]))
         run_start = run_end
     log.info(
-        "%s: a sentence of %d characters at offset %d exceeds the model's %d wordpieces; split into %d pieces",
+        "%s: a sentence of %d characters at offset %d exceeds the model's %d wordpieces; "
+        "split into %d pieces",
         article.id,
         end - start,
         start,

@@ -22,7 +22,9 @@ def test_bundled_article_dateline_becomes_metadata() -> None:
 
 
 def test_front_matter_is_read_and_removed() -> None:
-    raw = "Title: Storm hits coast\nDate: 2024-05-02\nSource: Wire\nURL: https://example.org/a\n\nRain fell.\n"
+    raw = (
+        "Title: Storm hits coast\nDate: 2024-05-02\nSource: Wire\nURL: https://example.org/a\n\nRain fell.\n"
+    )
     article = parse_article(raw, path="a.txt", article_id="a")
     assert (article.title, article.date, article.source, article.url) == (
         "Storm hits coast",
@@ -75,7 +77,10 @@ def test_content_hash_follows_the_text(tmp_path: Path) -> None:
     [
         (lambda d: d / "missing.txt", "article not found"),
         (lambda d: (d / "empty.txt").write_text("  \n", encoding="utf-8") and d / "empty.txt", "has no text"),
-        (lambda d: (d / "meta.txt").write_text("Title: X\n", encoding="utf-8") and d / "meta.txt", "has no text"),
+        (
+            lambda d: (d / "meta.txt").write_text("Title: X\n", encoding="utf-8") and d / "meta.txt",
+            "has no text",
+        ),
         (lambda d: (d / "bin.txt").write_bytes(b"\xff\xfe\x00bad") and d / "bin.txt", "not UTF-8"),
         (lambda d: (d / "sub").mkdir() or d / "sub", "holds no .txt or .md"),
     ],

@@ -12,7 +12,8 @@ from index.articles import Article, parse_article
 from index.split import SplitSettings, group_passages, split_article, split_paragraphs, split_sentences
 
 NEWS = (
-    'WASHINGTON -- The U.S. Senate voted 52-48 on Tuesday. Mr. Smith, who chairs the panel, said "We are done." '
+    "WASHINGTON -- The U.S. Senate voted 52-48 on Tuesday. "
+    'Mr. Smith, who chairs the panel, said "We are done." '
     "J. R. R. Tolkien was not consulted. The bill costs $1.5 billion, officials said.\n\n"
     "Dr. Ahmed told reporters: “It is a humiliating loss.” Gov. Brown disagreed.\n\n"
     'The letter said it "will no longer be able to decide for the Armenian people."'
@@ -43,8 +44,8 @@ def test_abbreviations_initials_and_quotes_do_not_break_sentences() -> None:
 
 
 def test_a_stray_closing_quote_stays_with_its_sentence() -> None:
-    text = "They said it “will no longer act for the people.\" Then they left."
-    assert _sentences(text) == ["They said it “will no longer act for the people.\"", "Then they left."]
+    text = 'They said it “will no longer act for the people." Then they left.'
+    assert _sentences(text) == ['They said it “will no longer act for the people."', "Then they left."]
 
 
 def test_paragraphs_by_blank_lines_or_by_lines() -> None:
@@ -99,7 +100,7 @@ def test_an_over_long_sentence_is_split_and_logged(caplog: pytest.LogCaptureFixt
 
 _word = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzÄé’"), min_size=1, max_size=9)
 _sentence = st.builds(
-    lambda words, end, cap: (cap + " ".join(words) + end),
+    lambda words, end, cap: cap + " ".join(words) + end,
     st.lists(_word, min_size=1, max_size=12),
     st.sampled_from([".", "!", "?", '."', ".”", ""]),
     st.sampled_from(["A ", "Mr. ", "The U.S. ", "“", ""]),
@@ -115,7 +116,9 @@ def test_property_offsets_are_exact_and_no_sentence_is_cut(text: str, size: int,
         return
     article = Article(id="p", path="p.txt", title="p", text=text)
     stride = max(1, size - 1)
-    sentences, passages = split_article(article, SplitSettings(max_sentences=size, max_words=words, stride=stride))
+    sentences, passages = split_article(
+        article, SplitSettings(max_sentences=size, max_words=words, stride=stride)
+    )
     starts, ends = {s.start for s in sentences}, {s.end for s in sentences}
     for sentence in sentences:
         assert text[sentence.start : sentence.end] == sentence.text
@@ -130,4 +133,7 @@ def test_property_offsets_are_exact_and_no_sentence_is_cut(text: str, size: int,
         assert text[passage.start : passage.end] == passage.text
         assert passage.start in starts and passage.end in ends
     assert {i for p in passages for i in p.sentence_ids} == set(range(len(sentences)))
-    assert group_passages(article, sentences, SplitSettings(max_sentences=size, max_words=words, stride=stride)) == passages
+    assert (
+        group_passages(article, sentences, SplitSettings(max_sentences=size, max_words=words, stride=stride))
+        == passages
+    )

@@ -63,7 +63,9 @@ def counting(embedder: SentenceTransformerEmbedder) -> CountingEmbedder:
     return CountingEmbedder(embedder)
 
 
-def test_faiss_matches_brute_force_cosine(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:
+def test_faiss_matches_brute_force_cosine(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
     index, _ = build_index(load_articles([articles_dir]), counting, tmp_path / "index")
     norms = np.linalg.norm(index.passage_vectors, axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)
@@ -71,11 +73,15 @@ def test_faiss_matches_brute_force_cosine(articles_dir: Path, tmp_path: Path, co
         vector = counting.encode([question])[0]
         brute = index.passage_vectors @ vector
         hits = index.search(question, vector, k=len(index.passages), mode="dense")
-        assert [h.passage.id for h in hits] == [index.passages[i].id for i in np.argsort(-brute, kind="stable")]
+        assert [h.passage.id for h in hits] == [
+            index.passages[i].id for i in np.argsort(-brute, kind="stable")
+        ]
         assert np.allclose([h.dense for h in hits], np.sort(brute)[::-1], atol=1e-5)
 
 
-def test_each_mode_finds_the_obvious_passage(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:
+def test_each_mode_finds_the_obvious_passage(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
     index, _ = build_index(load_articles([articles_dir]), counting, tmp_path / "index")
     vector = counting.encode(["how many shelters did the mayor open?"])[0]
     for mode in ("hybrid", "dense", "lexical"):
@@ -115,7 +121,9 @@ def test_update_embeds_only_added_and_changed_articles(
     _, report = build_index(load_articles([articles_dir]), counting, index_dir)
     assert counting.encoded == [] and report.embedded_articles == 0
 
-    (articles_dir / "budget.txt").write_text("Title: Budget fails\n\nThe budget failed by one vote.", encoding="utf-8")
+    (articles_dir / "budget.txt").write_text(
+        "Title: Budget fails\n\nThe budget failed by one vote.", encoding="utf-8"
+    )
     (articles_dir / "extra.txt").write_text("A new bridge opened in the north.", encoding="utf-8")
     (articles_dir / "match.md").unlink()
     counting.encoded.clear()
@@ -132,7 +140,9 @@ def test_update_embeds_only_added_and_changed_articles(
     assert np.allclose(np.sum(fresh * reloaded.passage_vectors, axis=1), 1.0, atol=1e-4)
 
 
-def test_engine_updates_a_stale_index_and_says_so(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:
+def test_engine_updates_a_stale_index_and_says_so(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
     messages: list[str] = []
     config = Config(articles=(articles_dir,), index_dir=tmp_path / "index")
     AnswerEngine(config, embedder=counting, status=messages.append).ensure_index()
@@ -156,7 +166,7 @@ def test_mismatched_index_is_refused_with_the_reason(
     build_index(load_articles([articles_dir]), counting, index_dir)
     manifest = json.loads((index_dir / MANIFEST).read_text())
     (index_dir / MANIFEST).write_text(json.dumps({**manifest, "model": "another/model"}))
-    with pytest.raises(IndexMismatchError, match="built with model 'another/model'.*--rebuild"):
+    with pytest.raises(IndexMismatchError, match=r"built with model 'another/model'.*--rebuild"):
         load_index(index_dir, counting)
     with pytest.raises(IndexMismatchError):
         build_index(load_articles([articles_dir]), counting, index_dir)
@@ -175,7 +185,14 @@ def test_mismatched_index_is_refused_with_the_reason(
         lambda d, gen: (gen / "passages.jsonl").write_text('{"id": 1}\n'),
         lambda d, gen: np.save(gen / "sentence_vectors.npy", np.zeros((2, 384), np.float32)),
     ],
-    ids=["manifest-json", "manifest-type", "vectors-missing", "faiss-garbage", "passages-bad", "sizes-disagree"],
+    ids=[
+        "manifest-json",
+        "manifest-type",
+        "vectors-missing",
+        "faiss-garbage",
+        "passages-bad",
+        "sizes-disagree",
+    ],
 )
 def test_corrupt_index_is_refused_with_the_fix(
     articles_dir: Path, tmp_path: Path, counting: CountingEmbedder, damage
