@@ -356,7 +356,8 @@ class FakeBotApi:
 
     @property
     def last_update_id(self) -> int:
-        return int(self._updates[-1]["update_id"]) if self._updates else 0
+        """The id of the update injected last (0 before any)."""
+        return max(self.injected_at, default=0)
 
     async def wait_for(
         self, method: str, where: Callable[[Call], bool] | None = None, *, count: int = 1, timeout: float = 10

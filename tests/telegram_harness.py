@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fake_bot_api import FakeBotApi
-from telegram.ext import Application
+from telegram.ext import Application, BaseRateLimiter
 
 from bot.config import TelegramSettings
 from bot.engine import AnswerEngine
@@ -21,6 +21,7 @@ async def running_bot(
     engine: AnswerEngine,
     *,
     concurrent_updates: int | bool = CONCURRENT_UPDATES,
+    rate_limiter: BaseRateLimiter | None = None,
     **telegram: Any,
 ) -> AsyncIterator[Application]:
     """The bot, polling the fake server, with `engine` and these `[telegram]` settings.
@@ -31,7 +32,9 @@ async def running_bot(
     """
     settings = TelegramSettings(token=fake.token, api_base_url=fake.base_url, **telegram)
     config = dataclasses.replace(engine.config, telegram=settings)
-    application = build_application(config, engine=engine, concurrent_updates=concurrent_updates)
+    application = build_application(
+        config, engine=engine, concurrent_updates=concurrent_updates, rate_limiter=rate_limiter
+    )
     async with application:
         assert application.post_init is not None and application.post_shutdown is not None
         await application.post_init(application)

@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
+    BaseRateLimiter,
     CallbackQueryHandler,
     CommandHandler,
     InlineQueryHandler,
@@ -42,12 +43,14 @@ def build_application(
     engine: AnswerEngine | None = None,
     engine_factory: Callable[[], AnswerEngine] | None = None,
     concurrent_updates: int | bool = CONCURRENT_UPDATES,
+    rate_limiter: BaseRateLimiter | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> Application:
     """The bot for `config.telegram`, not yet started.
 
     The engine (model and index) is created in `post_init` — from `engine`, or by calling
-    `engine_factory` — kept in `bot_data`, and dropped in `post_shutdown`.
+    `engine_factory` — kept in `bot_data`, and dropped in `post_shutdown`. The rate limiter
+    defaults to `AIORateLimiter` with Telegram's limits and retries after a 429.
     """
     settings = config.telegram
     if not settings.token:
@@ -78,7 +81,7 @@ def build_application(
     builder = (
         Application.builder()
         .token(settings.token)
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .concurrent_updates(concurrent_updates)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
