@@ -20,7 +20,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -94,9 +96,9 @@ async def throughput(engine: AnswerEngine, users: int, per_user: int, lifted: bo
     return len(asked) / (finished - started), len(asked), once
 
 
-def _replying_to(message: dict[str, object]) -> object:
+def _replying_to(message: dict[str, Any]) -> Callable[[Call], bool]:
     def match(call: Call) -> bool:
-        chat = message["chat"]["id"]  # type: ignore[index]
+        chat = message["chat"]["id"]
         replied = (call.params.get("reply_parameters") or {}).get("message_id")
         return call.params["chat_id"] == chat and replied == message["message_id"]
 

@@ -7,17 +7,21 @@ a test that waits for an accepted `sendMessage` therefore also checks the messag
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from fake_bot_api import Call, FakeBotApi, parse_telegram_html
 from telegram_harness import running_bot, settle
 
-from bot.config import Config
+from bot.config import Config, TelegramSettings
 from bot.engine import AnswerEngine
+from bot.telegram.app import build_application, webhook_arguments
 from bot.telegram.handlers import APOLOGY, NOT_TEXT, REFUSAL
 from index.embed import SentenceTransformerEmbedder
 
@@ -399,3 +403,52 @@ async def test_the_token_never_reaches_the_logs(
     assert secret not in caplog.text
     for record in caplog.records:
         assert secret not in record.getMessage()
+
+
+# Webhook mode -----------------------------------------------------------------------------------
+
+
+async def test_webhook_mode_answers_updates_posted_with_the_secret(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = TelegramSettings(
+        token=fake.token,
+        api_base_url=fake.base_url,
+        mode="webhook",
+        webhook_listen="127.0.0.1",
+        webhook_port=port,
+        webhook_url="https://bot.example.org/articlebot/hook",
+        webhook_secret="s3cret-value",
+    )
+    application = build_application(dataclasses.replace(engine.config, telegram=settings), engine=engine)
+    hook = f"http://127.0.0.1:{port}/articlebot/hook"
+    async with application:
+        assert application.post_init is not None and application.post_shutdown is not None
+        assert application.updater is not None
+        await application.post_init(application)
+        await application.updater.start_webhook(**webhook_arguments(settings))
+        await application.start()
+        try:
+            question = fake.inject_message(QUESTION)  # Telegram would POST it to the webhook:
+            update = {"update_id": fake.last_update_id, "message": question}
+            async with aiohttp.ClientSession() as session:
+                forged = await session.post(
+                    hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
+                )
+                delivered = await session.post(
+                    hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}
+                )
+            [reply] = await fake.wait_for("sendMessage", replies_to(question))
+        finally:
+            await application.updater.stop()
+            await application.stop()
+            await application.post_shutdown(application)
+    assert forged.status == 403 and delivered.status == 200
+    assert "Onik Gasparian" in reply.params["text"].split("\n")[0]
+    [registered] = fake.successful("setWebhook")
+    assert registered.params["url"] == "https://bot.example.org/articlebot/hook"
+    assert registered.params["secret_token"] == "s3cret-value"
+    assert not fake.successful("getUpdates")

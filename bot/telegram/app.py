@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
@@ -172,17 +173,22 @@ def redact_in_logs(token: str) -> None:
     _SECRETS.add(secret)
 
 
+def webhook_arguments(settings: TelegramSettings) -> dict[str, Any]:
+    """How the webhook is served: the local path is the public URL's path, never the token."""
+    assert settings.webhook_url is not None
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": urlsplit(settings.webhook_url).path.strip("/"),
+        "webhook_url": settings.webhook_url,
+        "secret_token": settings.webhook_secret,
+        "allowed_updates": ALLOWED_UPDATES,
+    }
+
+
 def run_application(application: Application, settings: TelegramSettings) -> None:
     """Poll or serve the webhook until SIGINT or SIGTERM, then shut down cleanly."""
     if settings.mode == "webhook":
-        assert settings.webhook_url is not None
-        application.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=urlsplit(settings.webhook_url).path.strip("/"),
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret,
-            allowed_updates=ALLOWED_UPDATES,
-        )
+        application.run_webhook(**webhook_arguments(settings))
     else:
         application.run_polling(allowed_updates=ALLOWED_UPDATES)
