@@ -53,7 +53,7 @@ class Config:
     device: str = "cpu"
     # Questions: the torch-free encoder of the same model, or sentence-transformers itself.
     query_encoder: str = "fast"
-    # Above this many passages the dense index is approximate (FAISS HNSW), below it exact.
+    # Above this many passages the dense index is approximate (FAISS IVF-SQ8), below it exact.
     ann_threshold: int = 200_000
     passages: SplitSettings = field(default_factory=SplitSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
