@@ -46,8 +46,9 @@ SEARCH_MODES = ("hybrid", "dense", "lexical")
 # Above this many passages the dense index is approximate; below it, exact (config search.ann_threshold).
 DEFAULT_ANN_THRESHOLD = 200_000
 IVF_TRAIN_PER_LIST = 64
-# Share of the inverted lists a query scans (measured: see _approximate_index).
-IVF_PROBE_SHARE = 1 / 64
+# Lists a query scans: a share of them, within bounds (measured: see _approximate_index).
+IVF_PROBE_SHARE = 1 / 32
+IVF_PROBES = (16, 128)
 
 
 @dataclass(frozen=True)
@@ -242,13 +243,15 @@ def _ivf_lists(count: int) -> int:
 
 
 def _set_search_depth(index: Any) -> None:
-    """Lists scanned per query: a fixed share of them, so recall holds as the collection grows."""
+    """Lists scanned per query: a share of them, so recall holds as the collection grows; at least
+    16, since a small index is cheap to scan, and at most 128 (about 2 ms at a million passages)."""
     import faiss
 
     if isinstance(index, faiss.IndexFlat):
         return
     ivf = faiss.extract_index_ivf(index)
-    ivf.nprobe = max(1, min(ivf.nlist, round(ivf.nlist * IVF_PROBE_SHARE)))
+    low, high = IVF_PROBES
+    ivf.nprobe = min(ivf.nlist, max(low, min(high, round(ivf.nlist * IVF_PROBE_SHARE))))
 
 
 def describe_dense_index(index: Any) -> str:

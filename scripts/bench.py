@@ -191,7 +191,9 @@ def bench_build(name: str, article_paths: Sequence[Path], embedder: Any, target:
     split = [split_article(a, settings, embedder.count_tokens) for a in articles]
     texts = [p.text for _, ps in split for p in ps] + [s.text for ss, _ in split for s in ss]
     passages = sum(len(ps) for _, ps in split)
-    embedder.encode(texts[:64])  # warm up the same way both sides
+    # Both sides warm: the model has run, and the build's own imports (pysbd, bm25s, faiss) are done.
+    embedder.encode(texts[:64])
+    build_index(articles[:1], embedder, target.with_name(target.name + "-warm-up"), settings, rebuild=True)
     started = time.perf_counter()
     embedder.encode(texts)
     bare = time.perf_counter() - started
@@ -364,12 +366,14 @@ def synthetic_texts(sentences: Sequence[str], count: int, seed: int) -> list[str
 
 
 def bench_scale(
-    sizes: Sequence[int], squad_index: Any, query_vectors: np.ndarray, questions: Sequence[str]
+    sizes: Sequence[int], squad_index: Any, query_vectors: np.ndarray, questions: Sequence[str], work: Path
 ) -> None:
+    """Dense and lexical search at `sizes` passages: real SQuAD vectors and words, generated bulk."""
     import faiss
 
     from index.lexical import LexicalIndex
-    from index.store import dense_index, describe_dense_index
+    from index.split import Passage, Sentence
+    from index.store import PassageIndex, dense_index, describe_dense_index
 
     anchors = np.asarray(
         np.concatenate([squad_index.passage_vectors, squad_index.sentence_vectors]), np.float32
@@ -383,32 +387,32 @@ def bench_scale(
         exact.add(vectors)
         _, truth = exact.search(query_vectors, 10)
         exact_times = []
-        for vector in query_vectors[:100]:
+        for vector in query_vectors[:50]:
             started = time.perf_counter()
-            exact.search(vector[None], 10)
+            exact.search(vector[None], 50)
             exact_times.append(time.perf_counter() - started)
         del exact
         gc.collect()
         before = rss_mb()
         started = time.perf_counter()
-        index = dense_index(vectors, ann_threshold=1)
+        ann = dense_index(vectors, ann_threshold=1)
         built = time.perf_counter() - started
-        memory = len(faiss.serialize_index(index)) / 1e6
+        memory = len(faiss.serialize_index(ann)) / 1e6
         grew = rss_mb() - before
-        _, found = index.search(query_vectors, 10)
-        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
-        times = []
-        for vector in query_vectors[:200]:
-            started = time.perf_counter()
-            index.search(vector[None], 50)  # the hybrid search's candidate depth
-            times.append(time.perf_counter() - started)
+        _, found = ann.search(query_vectors, 10)
+        raw_recall = _recall(found, truth)
+        # What the search uses: 50 candidates, then their exact cosine from the stored vectors.
+        _, candidates = ann.search(query_vectors, 50)
+        exact_scores = np.einsum("qd,qkd->qk", query_vectors, vectors[candidates])
+        reranked = np.take_along_axis(candidates, np.argsort(-exact_scores, axis=1)[:, :10], axis=1)
+        recall = _recall(reranked, truth)
         row(
             "scale",
-            f"{label}: exact search p50 (IndexFlatIP)",
+            f"{label}: exact search p50 (IndexFlatIP, k=50)",
             f"{percentile(exact_times, 50) * 1000:.1f} ms",
         )
-        row("scale", f"{label}: dense index", describe_dense_index(index))
-        row("scale", f"{label}: dense index build", f"{built:.1f} s")
+        row("scale", f"{label}: dense index (chosen above search.ann_threshold)", describe_dense_index(ann))
+        row("scale", f"{label}: dense index build", f"{built:.0f} s")
         row(
             "scale",
             f"{label}: dense index memory",
@@ -416,66 +420,67 @@ def bench_scale(
             "<= 1 GB",
             memory <= 1000,
         )
-        row("scale", f"{label}: recall@10 against exact", f"{recall:.3f}", ">= 0.95", recall >= 0.95)
-        dense_p50 = percentile(times, 50) * 1000
+        row("scale", f"{label}: recall@10 vs exact, ANN scores alone", f"{raw_recall:.3f}")
         row(
             "scale",
-            f"{label}: dense search p50 / p95 (k=50)",
-            f"{dense_p50:.2f} / {percentile(times, 95) * 1000:.2f} ms",
+            f"{label}: recall@10 vs exact, 50 ANN candidates re-scored exactly (as search does)",
+            f"{recall:.3f}",
+            ">= 0.95",
+            recall >= 0.95,
         )
-        # Vectors of lexical candidates come from the mapped file: 50 rows per question.
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "passage_vectors.npy"
-            np.save(path, vectors)
-            mapped = np.load(path, mmap_mode="r")
-            rng = np.random.default_rng(1)
-            gather = []
-            before = rss_mb()
-            for vector in query_vectors[:200]:
-                rows = np.sort(rng.integers(0, size, 50))
-                started = time.perf_counter()
-                _ = np.asarray(mapped[rows]) @ vector
-                gather.append(time.perf_counter() - started)
-            row(
-                "scale",
-                f"{label}: dense scores of 50 lexical candidates from mapped vectors p50",
-                f"{percentile(gather, 50) * 1000:.2f} ms (file {path.stat().st_size / 1e6:.0f} MB on disk,"
-                f" RSS +{rss_mb() - before:.0f} MB)",
-            )
-            del mapped
-        del index, vectors
+        path = work / f"scale-{size}-vectors.npy"
+        np.save(path, vectors)
+        del vectors
         gc.collect()
 
         texts = synthetic_texts(sentences, size, seed=size)
+        # One article per passage, one sentence per passage (real archives have a few: more rows, same cost).
+        passages = [Passage(f"p{n}", f"a{n}", 1, 0, 0, 0, len(text), text) for n, text in enumerate(texts)]
+        sentence_rows = [Sentence(f"a{n}", 0, 1, 0, len(text), text) for n, text in enumerate(texts)]
         before = rss_mb()
         started = time.perf_counter()
         lexical = LexicalIndex.build(texts)
         lexical_built = time.perf_counter() - started
         del texts
         gc.collect()
-        lexical_times = []
-        for question in questions[:200]:
-            started = time.perf_counter()
-            scores = lexical.scores(question)
-            np.argpartition(-scores, 50)[:50]
-            lexical_times.append(time.perf_counter() - started)
-        lexical_p50 = percentile(lexical_times, 50) * 1000
         row("scale", f"{label}: bm25s build", f"{lexical_built:.0f} s (RSS grew {rss_mb() - before:.0f} MB)")
+        before = rss_mb()
+        mapped = np.load(path, mmap_mode="r")
+        index = PassageIndex([], sentence_rows, passages, mapped, mapped, lexical, {}, ann)
+        timings: dict[str, list[float]] = {"hybrid": [], "dense": [], "lexical": []}
+        for mode, times in timings.items():
+            for question, vector in zip(questions[:200], query_vectors[:200], strict=False):
+                started = time.perf_counter()
+                index.search(question, vector, k=5, mode=mode)
+                times.append(time.perf_counter() - started)
+        for mode in ("dense", "lexical"):
+            times = timings[mode]
+            row(
+                "scale",
+                f"{label}: {mode} search p50 / p95",
+                f"{percentile(times, 50) * 1000:.1f} / {percentile(times, 95) * 1000:.1f} ms",
+            )
+        p50 = percentile(timings["hybrid"], 50) * 1000
         row(
             "scale",
-            f"{label}: bm25s scores + top 50 p50 / p95",
-            f"{lexical_p50:.1f} / {percentile(lexical_times, 95) * 1000:.1f} ms",
+            f"{label}: hybrid search (the default) p50 / p95, beyond encoding",
+            f"{p50:.1f} / {percentile(timings['hybrid'], 95) * 1000:.1f} ms",
+            "p50 <= 25 ms",
+            p50 <= 25,
         )
-        total = dense_p50 + lexical_p50
         row(
             "scale",
-            f"{label}: question beyond encoding (dense + lexical p50)",
-            f"{total:.1f} ms",
-            "<= 25 ms",
-            total <= 25,
+            f"{label}: process RSS with the index loaded (vectors mapped)",
+            f"{rss_mb():.0f} MB (+{rss_mb() - before:.0f} MB while searching; vectors file"
+            f" {path.stat().st_size / 1e6:.0f} MB on disk)",
         )
-        del lexical
+        del index, lexical, passages, sentence_rows, mapped, ann
+        path.unlink()
         gc.collect()
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth, strict=True)]))
 
 
 # Main -------------------------------------------------------------------------------------
@@ -552,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from index.fast_encoder import fast_query_encoder
 
             encoder = fast_query_encoder(load=True) or embedder
-            bench_scale(sizes, squad_index, encoder.encode(questions), questions)
+            bench_scale(sizes, squad_index, encoder.encode(questions), questions, work)
     table = print_table(command)
     if args.out:
         args.out.write_text(table + "\n", encoding="utf-8")
