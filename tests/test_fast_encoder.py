@@ -117,3 +117,12 @@ def test_fast_path_gives_the_reference_answers(
         assert [p.score for p in fast_answer.passages] == pytest.approx(
             [p.score for p in slow_answer.passages], abs=1e-4
         ), question
+
+
+def test_auto_device_is_cuda_only_when_torch_sees_a_gpu() -> None:
+    import torch
+
+    from index.embed import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
