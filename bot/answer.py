@@ -23,8 +23,8 @@ from index.split import Passage, Sentence
 from index.store import Hit, HybridWeights, PassageIndex
 
 MAX_QUESTION_CHARS = 1000
-# Sentences of this many of the best passages compete to be the answer.
-CANDIDATE_PASSAGES = 3
+# Sentences of this many of the best passages compete to be the answer (5 beat 2, 3 on SQuAD v1.1).
+CANDIDATE_PASSAGES = 5
 
 
 class QuestionError(ArticlebotError):
@@ -103,14 +103,17 @@ def normalize_question(text: str) -> str:
 class AnswerSettings:
     top_k: int = 3
     mode: str = "hybrid"
-    weights: HybridWeights = HybridWeights()
+    weights: HybridWeights = field(default_factory=HybridWeights)
     abstain_threshold: float = 0.5
     # How a candidate sentence is scored: meaning, the question's words (stemmed and as written),
-    # holding the kind of thing asked for, and the rank of the passage it came from.
+    # holding the kind of thing asked for, and the score and rank of the passage it came from.
+    # Chosen on SQuAD v1.1's even-numbered articles, confirmed on the odd ones (answer-sentence
+    # accuracy per article .777 with cosine and overlap alone, .793 with all of them).
     cosine_weight: float = 0.5
     overlap_weight: float = 0.5
-    exact_weight: float = 0.0
-    type_weight: float = 0.0
+    exact_weight: float = 0.25
+    type_weight: float = 0.1
+    passage_weight: float = 0.05
     rank_weight: float = 0.0
 
 
@@ -155,10 +158,7 @@ def compose_answer(
     leader = hits[0] if best is None else best.hit
     chosen = [leader, *_without_near_duplicates(leader, hits, settings.top_k - 1)]
     highlighted = best.sentence if answered and best is not None else None
-    quoted = tuple(
-        _quote(hit, index, highlighted if hit is leader else None)
-        for hit in chosen
-    )
+    quoted = tuple(_quote(hit, index, highlighted if hit is leader else None) for hit in chosen)
     sentence = None
     if answered and best is not None:
         article = index.articles[best.sentence.article_id]
@@ -236,11 +236,16 @@ def _best_sentence(
         [float(holds_type(terms.kind, s.text, question_words)) for s in sentences], dtype=np.float32
     )
     ranks = np.array([rows[row][0] for row in order], dtype=np.float32)
+    passage_scores = np.array([rows[row][1].score for row in order], dtype=np.float32)
+    if settings.mode == "lexical":
+        # Raw BM25 has no fixed scale: relative to the best passage's.
+        passage_scores = passage_scores / max(float(hits[0].score), 1e-9)
     scores = (
         settings.cosine_weight * cosines
         + settings.overlap_weight * overlaps
         + settings.exact_weight * exacts
         + settings.type_weight * types
+        + settings.passage_weight * passage_scores
         - settings.rank_weight * ranks
     )
     best = int(np.argmax(scores))
@@ -324,7 +329,7 @@ def _without_near_duplicates(leader: Hit, hits: Sequence[Hit], limit: int) -> li
         ids = set(hit.passage.sentence_ids)
         if any(
             hit.passage.article_id == other.passage.article_id and ids & seen
-            for other, seen in zip([leader, *kept], shown)
+            for other, seen in zip([leader, *kept], shown, strict=True)
         ):
             continue
         kept.append(hit)

@@ -47,8 +47,8 @@ class Config:
     index_dir: Path = field(default_factory=lambda: default_index_dir())
     top_k: int = 3
     mode: str = "hybrid"
-    dense_weight: float = 0.5
-    lexical_weight: float = 0.5
+    dense_weight: float = 0.7
+    lexical_weight: float = 0.3
     abstain_threshold: float = 0.5
     device: str = "cpu"
     # Questions: the torch-free encoder of the same model, or sentence-transformers itself.

@@ -53,9 +53,13 @@ class Passage:
 
 @dataclass(frozen=True)
 class SplitSettings:
-    """How sentences are grouped into passages."""
+    """How sentences are grouped into passages.
 
-    max_sentences: int = 3
+    Four sentences, two apart, put the passage holding the answer first more often on SQuAD v1.1
+    than three sentences two apart (.857 against .840 hit@1 per article) or three apart (.820).
+    """
+
+    max_sentences: int = 4
     max_words: int = 120
     stride: int = 2
     cross_paragraphs: bool = True
