@@ -495,7 +495,8 @@ def bench_scale(
         row(
             "scale",
             f"{label}: process RSS with the index loaded (vectors mapped)",
-            f"{rss_mb():.0f} MB (+{rss_mb() - before:.0f} MB while searching; vectors file"
+            f"{rss_mb():.0f} MB (+{rss_mb() - before:.0f} MB for passage objects, row maps, searching;"
+            " vectors file"
             f" {path.stat().st_size / 1e6:.0f} MB on disk)",
         )
         del index, lexical, passages, sentence_rows, mapped, ann
