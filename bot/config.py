@@ -49,7 +49,7 @@ class Config:
     mode: str = "hybrid"
     dense_weight: float = 0.7
     lexical_weight: float = 0.3
-    abstain_threshold: float = 0.5
+    abstain_threshold: float = 0.12
     device: str = "cpu"
     # Questions: the torch-free encoder of the same model, or sentence-transformers itself.
     query_encoder: str = "fast"
