@@ -57,10 +57,14 @@ def shipped_model() -> AbstentionModel | None:
         return None
 
 
-def confidence(features: Mapping[str, float]) -> float:
-    """How sure the bot is, in [0, 1], that the best sentence answers the question."""
+def confidence(features: Mapping[str, float], *, dense: bool = True) -> float:
+    """How sure the bot is, in [0, 1], that the best sentence answers the question.
+
+    The model weighs cosines; a search without the question's vector (lexical mode) has none,
+    so it falls back to the mean of the best sentence's cosine and word overlap, as does a
+    package without the model file.
+    """
     model = shipped_model()
-    if model is None:
-        # Without a fitted model: the mean of the best sentence's cosine and word overlap.
+    if model is None or not dense:
         return max(0.0, min(1.0, 0.5 * features["sentence_cosine"] + 0.5 * features["sentence_overlap"]))
     return model.probability(features)

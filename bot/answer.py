@@ -185,7 +185,7 @@ def assess(
     terms = _QuestionTerms.of(question, index)
     best = _best_sentence(terms, question_vector, hits[:CANDIDATE_PASSAGES], index, settings)
     features = abstention_features(terms, best, hits)
-    confidence = abstain.confidence(features) if best is not None else 0.0
+    confidence = abstain.confidence(features, dense=question_vector is not None) if best is not None else 0.0
     features["_search_ms"] = _ms(started, searched)
     return Assessment(hits, best, features, confidence)
 
