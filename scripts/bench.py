@@ -209,17 +209,25 @@ def bench_build(name: str, article_paths: Sequence[Path], embedder: Any, target:
         builds.append(time.perf_counter() - started)
     bare, build = statistics.median(bares), statistics.median(builds)
     ratio = bare / build
+    share = timed.seconds / builds[-1]
     row(
         "build",
         f"{name}: {len(articles)} articles, {passages} passages + {len(texts) - passages} sentences"
         + (f" (median of {repeats})" if repeats > 1 else ""),
-        f"{passages / build:.1f} passages/s (bare encoder {passages / bare:.1f}/s)",
-        f"ratio {ratio:.2f} >= 0.9",
+        f"{passages / build:.1f} passages/s; bare encoder on the same texts {passages / bare:.1f}/s",
+        f"ratio {ratio:.2f} >= 0.9 (separate runs)",
         ratio >= 0.9,
     )
     # The same ratio without the drift of a shared machine between two runs: the encoder's own
-    # time inside this build against the build's whole time.
-    row("build", f"{name}: share of the build spent in the encoder", f"{timed.seconds / builds[-1]:.2f}")
+    # time inside this build (the same call on the same texts as the bare run) against the
+    # build's whole time.
+    row(
+        "build",
+        f"{name}: the same inside one build: encoder time / build time",
+        f"{share:.2f}",
+        f"ratio {share:.2f} >= 0.9 (same run)",
+        share >= 0.9,
+    )
     return index
 
 
