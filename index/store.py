@@ -111,6 +111,10 @@ class PassageIndex:
         self._sentence_rows: dict[tuple[str, int], int] = {
             (sentence.article_id, sentence.index): row for row, sentence in enumerate(self.sentences)
         }
+        self.paragraph_counts: dict[str, int] = {}
+        for sentence in self.sentences:
+            count = self.paragraph_counts.get(sentence.article_id, 0)
+            self.paragraph_counts[sentence.article_id] = max(count, sentence.paragraph)
 
     # Lookups -----------------------------------------------------------------------------
 
