@@ -179,7 +179,11 @@ async def test_both_buttons_work_after_a_restart(fake: FakeBotApi, engine: Answe
     context = parse_telegram_html(edit.params["text"])
     assert edit.params["message_id"] == answer["message_id"]
     assert "Onik Gasparian" in context.split("\n")[0]
-    assert "paragraphs 5–9" in context  # the passage's paragraphs and one on either side
+    # The passage's paragraphs and one on either side.
+    lead = engine.ask(QUESTION).passages[0]
+    last = engine.index.sentences[engine.index.sentence_rows(lead.passage)[-1]].paragraph
+    first, last = max(1, lead.paragraph - 1), min(lead.paragraph_count, last + 1)
+    assert f"paragraphs {first}–{last}" in context
     assert "Last week, the discontent spilled over" in context
     assert buttons(edit) == {"Other passages": data["Other passages"]}
     listing = passages.params["text"]
