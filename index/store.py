@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SEARCH_MODES = ("hybrid", "dense", "lexical")
+DEFAULT_SPLIT = SplitSettings()
 # Above this many passages the dense index is approximate; below it, exact (config search.ann_threshold).
 DEFAULT_ANN_THRESHOLD = 200_000
 IVF_TRAIN_PER_LIST = 64
@@ -160,17 +161,22 @@ class PassageIndex:
             lexical = self.lexical.scores(query)
             rows = _top(lexical, k)
             dense = self._dense_scores(query_vector, rows)
-            return [self._hit(row, float(lexical[row]), float(d), float(lexical[row])) for row, d in zip(rows, dense)]
+            return [
+                self._hit(row, float(lexical[row]), float(d), float(lexical[row]))
+                for row, d in zip(rows, dense, strict=True)
+            ]
         if query_vector is None:
             raise ValueError(f"{mode} search needs the query's vector")
         depth = min(count, max(k, weights.candidates))
-        dense_scores, dense_rows = self.faiss_index.search(query_vector.reshape(1, -1).astype(np.float32), depth)
-        dense_rows = [int(row) for row in dense_rows[0] if row >= 0]
+        _, found = self.faiss_index.search(query_vector.reshape(1, -1).astype(np.float32), depth)
+        dense_rows = [int(row) for row in found[0] if row >= 0]
         if mode == "dense":
+            # Exact cosines of the candidates: an approximate index only proposes them.
+            exact = self._dense_scores(query_vector, dense_rows)
             lexical = self.lexical.scores(query)
             return [
-                self._hit(row, float(score), float(score), float(lexical[row]))
-                for row, score in zip(dense_rows[:k], dense_scores[0])
+                self._hit(dense_rows[i], float(exact[i]), float(exact[i]), float(lexical[dense_rows[i]]))
+                for i in np.argsort(-exact, kind="stable")[:k]
             ]
         lexical = self.lexical.scores(query)
         candidates = list(dict.fromkeys([*dense_rows, *_top(lexical, depth)]))
@@ -183,14 +189,14 @@ class PassageIndex:
         # Standard scores, not min-max: one outlier no longer squeezes every other candidate together.
         combined = weights.dense * _standardise(meaning) + weights.lexical * _standardise(bm25)
         order = np.argsort(-combined, kind="stable")[:k]
-        return [
-            self._hit(candidates[i], float(combined[i]), float(dense[i]), float(bm25[i])) for i in order
-        ]
+        return [self._hit(candidates[i], float(combined[i]), float(dense[i]), float(bm25[i])) for i in order]
 
     def _dense_scores(self, query_vector: np.ndarray | None, rows: Sequence[int]) -> np.ndarray:
         if query_vector is None:
             return np.full(len(rows), np.nan, dtype=np.float32)
-        return np.asarray(self.passage_vectors[list(rows)] @ query_vector.astype(np.float32), dtype=np.float32)
+        return np.asarray(
+            self.passage_vectors[list(rows)] @ query_vector.astype(np.float32), dtype=np.float32
+        )
 
     def _best_sentence_cosines(self, query_vector: np.ndarray, rows: Sequence[int]) -> np.ndarray:
         """For each passage at `rows`, the cosine of its sentence closest to the query."""
@@ -302,7 +308,7 @@ def build_index(
     articles: Sequence[Article],
     embedder: Embedder,
     index_dir: Path,
-    settings: SplitSettings = SplitSettings(),
+    settings: SplitSettings = DEFAULT_SPLIT,
     *,
     rebuild: bool = False,
     progress: bool = False,
@@ -332,8 +338,12 @@ def build_index(
         sentence_blocks.append(part.sentence_vectors)
         passage_blocks.append(part.passage_vectors)
     dimension = embedder.dimension
-    sentence_vectors = np.concatenate(sentence_blocks) if sentence_blocks else np.zeros((0, dimension), np.float32)
-    passage_vectors = np.concatenate(passage_blocks) if passage_blocks else np.zeros((0, dimension), np.float32)
+    sentence_vectors = (
+        np.concatenate(sentence_blocks) if sentence_blocks else np.zeros((0, dimension), np.float32)
+    )
+    passage_vectors = (
+        np.concatenate(passage_blocks) if passage_blocks else np.zeros((0, dimension), np.float32)
+    )
     faiss_index = dense_index(passage_vectors, ann_threshold)
 
     manifest = {
@@ -459,7 +469,9 @@ def save_index(index: PassageIndex, index_dir: Path) -> None:
     import faiss
 
     index_dir.mkdir(parents=True, exist_ok=True)
-    generation = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
+    generation = (
+        index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
+    )
     generation.mkdir()
     _write_jsonl(generation / "articles.jsonl", (_article_record(a) for a in index.articles.values()))
     _write_jsonl(generation / "passages.jsonl", (dataclasses.asdict(p) for p in index.passages))
@@ -488,9 +500,13 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as error:
-        raise IndexCorruptError(f"the index manifest {path} cannot be read ({error}): rebuild with 'articlebot index --rebuild'") from None
+        raise IndexCorruptError(
+            f"the index manifest {path} cannot be read ({error}): rebuild with 'articlebot index --rebuild'"
+        ) from None
     if not isinstance(manifest, dict):
-        raise IndexCorruptError(f"the index manifest {path} is not a JSON object: rebuild with 'articlebot index --rebuild'")
+        raise IndexCorruptError(
+            f"the index manifest {path} is not a JSON object: rebuild with 'articlebot index --rebuild'"
+        )
     return manifest
 
 
