@@ -45,6 +45,7 @@ def test_irregular_past_forms_meet_their_base_form() -> None:
     assert tokenize(["Nagorno-Karabakh's 44 days"]) == [["nagorno", "karabakh", "44", "day"]]
 
 
+@pytest.mark.slow
 def test_the_shipped_model_names_exactly_the_features_the_answer_step_computes(engine: AnswerEngine) -> None:
     model = shipped_model()
     assert model is not None, f"{MODEL_PATH} is missing: run scripts/fit_abstention.py"
