@@ -139,6 +139,7 @@ class Assessment:
     best: SentenceChoice | None
     features: dict[str, float]
     confidence: float
+    search_ms: float = 0.0
 
 
 def compose_answer(
@@ -165,7 +166,8 @@ def compose_answer(
         sentence = AnswerSentence(
             best.sentence, article.title, article.date, best.score, best.cosine, best.overlap
         )
-    timings = {"search": assessment.features.get("_search_ms", 0.0), "answer": _ms(started, finished)}
+    search = assessment.search_ms
+    timings = {"search": search, "answer": round(_ms(started, finished) - search, 2)}
     return Answer(question, answered, sentence, quoted, assessment.confidence, timings)
 
 
@@ -181,13 +183,12 @@ def assess(
     hits = index.search(question, question_vector, k=depth, mode=settings.mode, weights=settings.weights)
     searched = time.perf_counter()
     if not hits:
-        return Assessment([], None, {"_search_ms": _ms(started, searched)}, 0.0)
+        return Assessment([], None, {}, 0.0, _ms(started, searched))
     terms = _QuestionTerms.of(question, index)
     best = _best_sentence(terms, question_vector, hits[:CANDIDATE_PASSAGES], index, settings)
     features = abstention_features(terms, best, hits)
     confidence = abstain.confidence(features, dense=question_vector is not None) if best is not None else 0.0
-    features["_search_ms"] = _ms(started, searched)
-    return Assessment(hits, best, features, confidence)
+    return Assessment(hits, best, features, confidence, _ms(started, searched))
 
 
 @dataclass(frozen=True)
