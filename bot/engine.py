@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from bot.config import Config
 from index.articles import Article, load_articles
 from index.embed import Embedder, SentenceTransformerEmbedder
 from index.store import (
+    MANIFEST,
     BuildReport,
     HybridWeights,
     PassageIndex,
@@ -92,7 +94,7 @@ class AnswerEngine:
 
     def build(self, *, rebuild: bool = False, progress: bool = False) -> BuildReport:
         """Build or update the index, re-embedding only added or changed articles."""
-        verb = "building" if rebuild or not (self.config.index_dir / "manifest.json").exists() else "updating"
+        verb = "building" if rebuild or not (self.config.index_dir / MANIFEST).exists() else "updating"
         self.status(f"articlebot: {verb} the index at {self.config.index_dir} …")
         self._index, report = build_index(
             self.articles,
@@ -111,7 +113,7 @@ class AnswerEngine:
         index = self.index
         settings = self.settings
         if top_k is not None:
-            settings = AnswerSettings(**{**settings.__dict__, "top_k": top_k})
+            settings = dataclasses.replace(settings, top_k=top_k)
         started = time.perf_counter()
         vector = None if settings.mode == "lexical" else self.query_encoder.encode([question])[0]
         encoded = time.perf_counter()

@@ -123,9 +123,6 @@ class PassageIndex:
         row = self._passage_rows.get(passage_id)
         return None if row is None else self.passages[row]
 
-    def passage_row(self, passage_id: str) -> int:
-        return self._passage_rows[passage_id]
-
     def sentence_rows(self, passage: Passage) -> list[int]:
         """Rows of `sentences` and `sentence_vectors` for the sentences of `passage`."""
         return [self._sentence_rows[(passage.article_id, index)] for index in passage.sentence_ids]
@@ -224,14 +221,6 @@ def _standardise(scores: np.ndarray) -> np.ndarray:
     if spread < 1e-9:
         return np.zeros_like(scores)
     return (scores - float(np.mean(scores))) / spread
-
-
-def _unit_scale(scores: np.ndarray) -> np.ndarray:
-    """Min-max scale to [0, 1]; all-equal scores carry no preference and become 0."""
-    low, high = float(np.min(scores)), float(np.max(scores))
-    if high - low < 1e-9:
-        return np.zeros_like(scores)
-    return (scores - low) / (high - low)
 
 
 def _flat_index(vectors: np.ndarray) -> Any:
