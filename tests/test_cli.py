@@ -74,8 +74,9 @@ def test_ask_json_is_exactly_one_object_of_the_documented_shape(index_args: list
         assert set(passage) == {"text", "score", "article", "title", "date", "paragraph", "start", "end"}
         assert isinstance(passage["score"], float) and isinstance(passage["start"], int)
     assert answer["sentence"] in payload["passages"][0]["text"]
-    scores = [p["score"] for p in payload["passages"]]
-    assert scores == sorted(scores, reverse=True) or payload["passages"][0]["text"].count(answer["sentence"])
+    # The first passage holds the answer; the further ones follow best first.
+    further = [p["score"] for p in payload["passages"][1:]]
+    assert further == sorted(further, reverse=True)
     assert all(isinstance(v, float) for v in payload["timings_ms"].values())
 
 
