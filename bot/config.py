@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from index.store import SEARCH_MODES
 BUNDLED_ARTICLES = Path(__file__).parent / "articles"
 DEVICES = ("cpu", "cuda", "auto")
 QUERY_ENCODERS = ("fast", "sentence-transformers")
+# What Telegram accepts as a webhook's secret_token.
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class ConfigError(ArticlebotError):
@@ -30,7 +33,8 @@ class TelegramSettings:
     token: str | None = field(default=None, repr=False)
     api_base_url: str | None = None
     mode: str = "polling"
-    webhook_listen: str = "0.0.0.0"
+    # Loopback: the webhook is meant to sit behind a TLS-terminating proxy on the same machine.
+    webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
@@ -142,6 +146,8 @@ def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:
     allowed = section.get("allowed_ids", list, [])
     if not all(isinstance(item, int) and not isinstance(item, bool) for item in allowed):
         raise ConfigError("telegram.allowed_ids must be a list of numeric user or chat ids, e.g. [12345678]")
+    # Empty means unset, as for the token: webhook mode then makes up a secret of its own.
+    secret = _override(environ, "TELEGRAM_WEBHOOK_SECRET", section.get("webhook_secret", str, None))
     return TelegramSettings(
         token=_override(environ, "TELEGRAM_BOT_TOKEN", section.get("token", str, None)) or None,
         api_base_url=_override(environ, "TELEGRAM_API_BASE_URL", section.get("api_base_url", str, None)),
@@ -149,9 +155,7 @@ def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:
         webhook_listen=section.get("webhook_listen", str, d.webhook_listen),
         webhook_port=section.get("webhook_port", int, d.webhook_port),
         webhook_url=section.get("webhook_url", str, None),
-        webhook_secret=_override(
-            environ, "TELEGRAM_WEBHOOK_SECRET", section.get("webhook_secret", str, None)
-        ),
+        webhook_secret=secret or None,
         questions_per_minute=section.get("questions_per_minute", int, d.questions_per_minute),
         allowed_ids=tuple(allowed),
         refuse_silently=section.get("refuse_silently", bool, d.refuse_silently),
@@ -184,6 +188,11 @@ def validate(config: Config) -> None:
         raise ConfigError(f"telegram.mode is {telegram.mode!r}: use 'polling' or 'webhook'")
     if telegram.mode == "webhook" and not telegram.webhook_url:
         raise ConfigError("telegram.webhook_url is needed in webhook mode: set the public HTTPS address")
+    if telegram.webhook_secret is not None and not WEBHOOK_SECRET.fullmatch(telegram.webhook_secret):
+        raise ConfigError(
+            "telegram.webhook_secret may hold only letters, digits, _ and - (1 to 256 of them), "
+            "as Telegram requires; or leave it out and a random one is used"
+        )
     if not 1 <= telegram.webhook_port <= 65535:
         raise ConfigError(f"telegram.webhook_port is {telegram.webhook_port}: use a port from 1 to 65535")
     if telegram.questions_per_minute < 1:

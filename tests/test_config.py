@@ -76,6 +76,13 @@ def test_environment_overrides_paths_and_secrets(tmp_path: Path) -> None:
     assert "from-env" not in repr(config)
 
 
+def test_the_webhook_listens_on_loopback_unless_told_otherwise(tmp_path: Path) -> None:
+    """Behind a TLS proxy on the same machine: nothing else needs to reach the bot's own port."""
+    assert load_config(None, environ={}).telegram.webhook_listen == "127.0.0.1"
+    path = _write(tmp_path, '[telegram]\nwebhook_listen = "0.0.0.0"\n')
+    assert load_config(path, environ={}).telegram.webhook_listen == "0.0.0.0"
+
+
 def test_config_file_named_by_environment(tmp_path: Path) -> None:
     path = _write(tmp_path, "[search]\ntop_k = 7\n")
     assert load_config(None, environ={"ARTICLEBOT_CONFIG": str(path)}).top_k == 7
@@ -96,6 +103,7 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
         ("articles = 'news/'\n", "articles must be a list"),
         ("[telegram]\nmode = 'webhook'\n", "telegram.webhook_url is needed"),
         ("[telegram]\nallowed_ids = ['me']\n", "telegram.allowed_ids must be a list of numeric"),
+        ("[telegram]\nwebhook_secret = 'a secret!'\n", "telegram.webhook_secret may hold only letters"),
         ("top_k = = 3\n", "is not valid TOML"),
     ],
 )

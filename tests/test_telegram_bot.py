@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -412,9 +414,12 @@ async def test_the_token_never_reaches_the_logs(
 # Webhook mode -----------------------------------------------------------------------------------
 
 
-async def test_webhook_mode_answers_updates_posted_with_the_secret(
-    fake: FakeBotApi, engine: AnswerEngine
-) -> None:
+@asynccontextmanager
+async def webhook_bot(
+    fake: FakeBotApi, engine: AnswerEngine, **telegram: Any
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """The bot serving its webhook on a free loopback port, as `run_application` would: the
+    local URL to POST updates to, and the arguments it was served with."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -425,34 +430,72 @@ async def test_webhook_mode_answers_updates_posted_with_the_secret(
         webhook_listen="127.0.0.1",
         webhook_port=port,
         webhook_url="https://bot.example.org/articlebot/hook",
-        webhook_secret="s3cret-value",
+        **telegram,
     )
     application = build_application(dataclasses.replace(engine.config, telegram=settings), engine=engine)
-    hook = f"http://127.0.0.1:{port}/articlebot/hook"
+    arguments = webhook_arguments(settings)
     async with application:
         assert application.post_init is not None and application.post_shutdown is not None
         assert application.updater is not None
         await application.post_init(application)
-        await application.updater.start_webhook(**webhook_arguments(settings))
+        await application.updater.start_webhook(**arguments)
         await application.start()
         try:
-            question = fake.inject_message(QUESTION)  # Telegram would POST it to the webhook:
-            update = {"update_id": fake.last_update_id, "message": question}
-            async with aiohttp.ClientSession() as session:
-                forged = await session.post(
-                    hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
-                )
-                delivered = await session.post(
-                    hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}
-                )
-            [reply] = await fake.wait_for("sendMessage", replies_to(question))
+            yield f"http://127.0.0.1:{port}/articlebot/hook", arguments
         finally:
             await application.updater.stop()
             await application.stop()
             await application.post_shutdown(application)
+
+
+async def test_webhook_mode_answers_updates_posted_with_the_secret(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    async with webhook_bot(fake, engine, webhook_secret="s3cret-value") as (hook, _):
+        question = fake.inject_message(QUESTION)  # Telegram would POST it to the webhook:
+        update = {"update_id": fake.last_update_id, "message": question}
+        async with aiohttp.ClientSession() as session:
+            forged = await session.post(
+                hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
+            )
+            delivered = await session.post(
+                hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}
+            )
+        [reply] = await fake.wait_for("sendMessage", replies_to(question))
     assert forged.status == 403 and delivered.status == 200
     assert "Onik Gasparian" in reply.params["text"].split("\n")[0]
     [registered] = fake.successful("setWebhook")
     assert registered.params["url"] == "https://bot.example.org/articlebot/hook"
     assert registered.params["secret_token"] == "s3cret-value"
     assert not fake.successful("getUpdates")
+
+
+async def test_webhook_mode_without_a_configured_secret_still_refuses_forged_updates(
+    fake: FakeBotApi, engine: AnswerEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a secret anyone who reaches the port could post an update "from" an allowed user
+    and have the bot answer into any chat; the bot makes up a secret and tells Telegram instead."""
+    caplog.set_level(logging.DEBUG)
+    friend = fake.user(5001, "Friend", "friend")
+    async with webhook_bot(fake, engine, allowed_ids=(5001,)) as (hook, arguments):
+        victim = fake.group_chat(-1009999999999, "Someone else's group")
+        forged_message = fake.inject_message(
+            f"@{fake.bot_user['username']} {QUESTION}", user=friend, chat=victim
+        )
+        question = fake.inject_message(QUESTION, user=friend)
+        [registered] = fake.successful("setWebhook")
+        secret = registered.params.get("secret_token")
+        async with aiohttp.ClientSession() as session:
+            forged = await session.post(hook, json={"update_id": 1, "message": forged_message})
+            delivered = await session.post(
+                hook,
+                json={"update_id": 2, "message": question},
+                headers={"X-Telegram-Bot-Api-Secret-Token": secret or ""},
+            )
+        [reply] = await fake.wait_for("sendMessage", replies_to(question))
+    assert forged.status == 403, "an update without the secret was accepted"
+    assert delivered.status == 200 and "Onik Gasparian" in reply.params["text"].split("\n")[0]
+    assert secret is not None and len(secret) >= 32 and arguments["secret_token"] == secret
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret)  # what Telegram accepts
+    assert not fake.sent_texts(victim["id"])
+    assert secret not in caplog.text  # python-telegram-bot logs setWebhook's parameters at DEBUG

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,8 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 CONCURRENT_UPDATES = 32
 # Retries of a request Telegram answered with 429 before the error handler logs it.
 RATE_LIMIT_RETRIES = 3
+# A made-up webhook secret: 32 random bytes, 43 characters of the alphabet Telegram accepts.
+WEBHOOK_SECRET_BYTES = 32
 
 
 def build_application(
@@ -146,7 +149,8 @@ _SECRETS: set[str] = set()
 
 
 def redact_in_logs(token: str) -> None:
-    """Replace the token's secret half in every log record, whichever library writes it.
+    """Replace the token's secret half (or a whole webhook secret) in every log record, whichever
+    library writes it.
 
     python-telegram-bot logs its API URLs (which embed the token) at DEBUG when a bot is
     created, and httpx logs request URLs at INFO; `--debug` would otherwise print the token.
@@ -174,14 +178,25 @@ def redact_in_logs(token: str) -> None:
 
 
 def webhook_arguments(settings: TelegramSettings) -> dict[str, Any]:
-    """How the webhook is served: the local path is the public URL's path, never the token."""
+    """How the webhook is served: the local path is the public URL's path, never the token.
+
+    Without a configured secret one is made up for this run and registered with `setWebhook`:
+    without any, whoever reaches the port could post updates "from" an allowed user and have the
+    bot answer into any chat. Telegram sends it back with every update; other posts get a 403.
+    """
     assert settings.webhook_url is not None
+    secret = settings.webhook_secret
+    if not secret:
+        secret = secrets.token_urlsafe(WEBHOOK_SECRET_BYTES)
+        log.info("telegram.webhook_secret is not set: using a random secret for this run")
+    # python-telegram-bot logs setWebhook's parameters at DEBUG.
+    redact_in_logs(secret)
     return {
         "listen": settings.webhook_listen,
         "port": settings.webhook_port,
         "url_path": urlsplit(settings.webhook_url).path.strip("/"),
         "webhook_url": settings.webhook_url,
-        "secret_token": settings.webhook_secret,
+        "secret_token": secret,
         "allowed_updates": ALLOWED_UPDATES,
     }
 
