@@ -92,6 +92,34 @@ class _Failure:
 
 
 @dataclass
+class Hold:
+    """Calls kept waiting, as Telegram's flood limits keep a busy chat's messages waiting.
+
+    `timeout` lets a held call through anyway; it stays under python-telegram-bot's 5-second
+    read timeout, so a held call is answered late, never abandoned by the bot.
+    """
+
+    method: str
+    where: Callable[[dict[str, Any]], bool]
+    timeout: float
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0  # calls held right now
+    most_waiting: int = 0  # the most ever held at once
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def wait(self) -> None:
+        self.waiting += 1
+        self.most_waiting = max(self.most_waiting, self.waiting)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.released.wait(), self.timeout)
+        finally:
+            self.waiting -= 1
+
+
+@dataclass
 class Chat:
     info: dict[str, Any]
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -169,6 +197,7 @@ class FakeBotApi:
         self._callback_queries: dict[str, bool] = {}  # id -> answered
         self._inline_queries: dict[str, bool] = {}
         self._failures: list[_Failure] = []
+        self._holds: list[Hold] = []
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0
@@ -216,6 +245,9 @@ class FakeBotApi:
         handler = getattr(self, f"_api_{method.lower()}", None)
         if handler is None:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        for hold in self._holds:
+            if hold.method == method.lower() and not hold.released.is_set() and hold.where(params):
+                await hold.wait()
         try:
             self._maybe_fail(method)
             result = await handler(params)
@@ -252,6 +284,14 @@ class FakeBotApi:
             times=times,
             retry_after=retry_after,
         )
+
+    def hold(
+        self, method: str, where: Callable[[dict[str, Any]], bool] | None = None, *, timeout: float = 3.0
+    ) -> Hold:
+        """Keep calls of `method` matching `where` (their parameters) waiting until `release()`."""
+        hold = Hold(method.lower(), where or (lambda params: True), timeout)
+        self._holds.append(hold)
+        return hold
 
     def _maybe_fail(self, method: str) -> None:
         for failure in self._failures:

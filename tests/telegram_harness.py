@@ -20,7 +20,7 @@ async def running_bot(
     fake: FakeBotApi,
     engine: AnswerEngine,
     *,
-    concurrent_updates: int | bool = CONCURRENT_UPDATES,
+    concurrent_updates: int = CONCURRENT_UPDATES,
     rate_limiter: BaseRateLimiter | None = None,
     **telegram: Any,
 ) -> AsyncIterator[Application]:

@@ -23,7 +23,7 @@ from telegram_harness import running_bot, settle
 
 from bot.config import Config, TelegramSettings
 from bot.engine import AnswerEngine
-from bot.telegram.app import build_application, webhook_arguments
+from bot.telegram.app import FAIR_SHARE, build_application, webhook_arguments
 from bot.telegram.handlers import APOLOGY, NOT_TEXT, REFUSAL
 from index.embed import SentenceTransformerEmbedder
 
@@ -307,6 +307,92 @@ async def test_the_per_user_limit_is_announced_once(fake: FakeBotApi, engine: An
     [warning] = [t for t in eager_texts if t.startswith("You're asking faster")]
     assert "2 questions a minute" in warning
     assert len(fake.sent_texts(3002)) == 1
+
+
+async def test_one_user_pressing_buttons_cannot_stall_another_users_question(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    """Sixty presses of "Other passages" in a group, then someone else's private question.
+
+    Telegram lets a group have about 20 messages a minute, so the presses' replies wait; the fake
+    holds the group's messages to keep them waiting until the question is answered. The presses
+    used to fill every concurrent update slot, and the question waited 32 s behind them.
+    """
+    group = fake.group_chat()
+    flooder, patient = fake.user(6001, "Flood", "flood"), fake.user(6002, "Patient", "patient")
+    async with running_bot(fake, engine) as app:
+        asked = fake.inject_message(f"@articlebot_test_bot {QUESTION}", user=flooder, chat=group)
+        [answer] = await fake.wait_for("sendMessage", replies_to(asked))
+        busy = fake.hold("sendMessage", lambda params: params.get("chat_id") == group["id"])
+        try:
+            for _ in range(60):
+                fake.inject_callback_query(answer.result, buttons(answer)["Other passages"], user=flooder)
+            question = fake.inject_message(QUESTION, user=patient)
+            [reply] = await fake.wait_for("sendMessage", replies_to(question))
+            held_when_answered = busy.waiting
+        finally:
+            busy.release()
+        await settle(fake, app)
+    assert "Onik Gasparian" in reply.params["text"].split("\n")[0]
+    group_replies = [c for c in fake.successful("sendMessage") if c.params["chat_id"] == group["id"]]
+    # Answered while the flood's replies were still waiting, not after them.
+    assert held_when_answered > 0 and all(reply.at < c.at for c in group_replies[1:])
+    assert busy.most_waiting <= FAIR_SHARE
+    # Every press counted against the flooder's 20 a minute (the question was the first): 19 more
+    # replies, one notice on the button, the rest ignored.
+    assert len(group_replies) == 20
+    notices = [c.params["text"] for c in fake.successful("answerCallbackQuery") if "text" in c.params]
+    assert len(notices) == 1 and "20 a minute" in notices[0]
+
+
+async def test_every_kind_of_update_counts_against_the_per_user_limit(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    eager = fake.user(3003, "Eager", "eager")
+    async with running_bot(fake, engine, questions_per_minute=3) as app:
+        question = fake.inject_message(QUESTION, user=eager)
+        [answer] = await fake.wait_for("sendMessage", replies_to(question))
+        inline = fake.inject_inline_query(QUESTION, user=eager)
+        await fake.wait_for("answerInlineQuery", lambda c: c.params["inline_query_id"] == inline)
+        more = fake.inject_callback_query(answer.result, buttons(answer)["More context"], user=eager)
+        await fake.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == more)
+        over = fake.inject_callback_query(answer.result, buttons(answer)["Other passages"], user=eager)
+        [notice] = await fake.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == over)
+        ignored_inline = fake.inject_inline_query("who refused to sign the order?", user=eager)
+        fake.inject_message("who refused to sign the order?", user=eager)
+        fake.inject_callback_query(answer.result, buttons(answer)["Other passages"], user=eager)
+        await settle(fake, app)
+    assert "3 a minute" in notice.params["text"] and "seconds" in notice.params["text"]
+    assert len(fake.sent_texts(3003)) == 1  # the first answer; no "Other passages", no second answer
+    assert len(fake.successful("editMessageText")) == 1
+    assert [c.params["inline_query_id"] for c in fake.successful("answerInlineQuery")] == [inline]
+    assert ignored_inline not in {
+        c.params["callback_query_id"] for c in fake.successful("answerCallbackQuery")
+    }
+    assert len(fake.successful("answerCallbackQuery")) == 2
+
+
+async def test_a_stranger_is_refused_once_a_minute_however_often_they_try(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    stranger, friend = fake.user(4003, "Stranger", "stranger"), fake.user(4004, "Friend", "friend")
+    async with running_bot(fake, engine) as app:
+        open_answer = fake.inject_message(QUESTION, user=stranger)
+        [old_answer] = await fake.wait_for("sendMessage", replies_to(open_answer))
+    async with running_bot(fake, engine, allowed_ids=(4004,)) as app:
+        for _ in range(5):
+            fake.inject_message(QUESTION, user=stranger)
+        for _ in range(5):
+            fake.inject_callback_query(
+                old_answer.result, buttons(old_answer)["Other passages"], user=stranger
+            )
+            fake.inject_inline_query(QUESTION, user=stranger)
+        welcome = fake.inject_message(QUESTION, user=friend)
+        await fake.wait_for("sendMessage", replies_to(welcome))
+        await settle(fake, app)
+    refusals = [t for t in fake.sent_texts(4003) if parse_telegram_html(t) == REFUSAL]
+    assert len(refusals) == 1
+    assert not fake.successful("answerCallbackQuery") and not fake.successful("answerInlineQuery")
 
 
 async def test_a_429_is_retried_after_the_time_telegram_asks(fake: FakeBotApi, engine: AnswerEngine) -> None:

@@ -1,7 +1,9 @@
-"""Answers as Telegram HTML, long replies split, and button data: fast checks without the bot."""
+"""Answers as Telegram HTML, long replies split, button data and the per-user limits: fast checks
+without the bot."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 
@@ -9,6 +11,7 @@ import pytest
 from fake_bot_api import ApiError, parse_telegram_html, utf16_length
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from telegram import CallbackQuery, Update, User
 
 from bot.answer import Answer, AnswerSentence, QuotedPassage
 from bot.telegram.app import api_base_urls
@@ -24,7 +27,8 @@ from bot.telegram.keyboards import (
     parse_callback_data,
     passage_ref,
 )
-from bot.telegram.limits import QuestionLimiter, Verdict
+from bot.telegram.limits import OncePerMinute, RequestLimiter, Verdict
+from bot.telegram.processor import FairUpdateProcessor
 from index.split import Passage, Sentence
 
 NASTY = "AT&T <b>bold</b> & <script>x</script> \"quoted\" 'single' &amp; emoji 🇦🇲 and Ω"
@@ -136,15 +140,55 @@ def test_keyboard_marks_the_answer_sentence_within_its_passage() -> None:
     assert more.text == "More context" and more.callback_data == context_data("news#0", 1 - 0)
 
 
-def test_question_limit_warns_once_then_stays_quiet_until_the_minute_passes() -> None:
+def test_the_request_limit_warns_once_then_stays_quiet_until_the_minute_passes() -> None:
     now = [0.0]
-    limiter = QuestionLimiter(2, clock=lambda: now[0])
+    limiter = RequestLimiter(2, clock=lambda: now[0])
     verdicts = [limiter.check(7) for _ in range(5)]
     assert verdicts == [Verdict.ALLOW, Verdict.ALLOW, Verdict.WARN, Verdict.IGNORE, Verdict.IGNORE]
     assert limiter.check(8) is Verdict.ALLOW  # another user is unaffected
     assert limiter.seconds_until_free(7) == 60
     now[0] = 60.0
     assert limiter.check(7) is Verdict.ALLOW
+
+
+def test_a_refusal_is_due_once_a_minute_per_person() -> None:
+    now = [0.0]
+    refusals = OncePerMinute(clock=lambda: now[0])
+    assert [refusals.due(7) for _ in range(3)] == [True, False, False]
+    assert refusals.due(8)  # another person is told too
+    now[0] = 59.9
+    assert not refusals.due(7)
+    now[0] = 60.0
+    assert refusals.due(7)
+
+
+async def test_one_sender_holds_at_most_their_share_of_the_slots() -> None:
+    processor = FairUpdateProcessor(slots=3, per_user=2)
+    release = asyncio.Event()
+    started: list[int] = []
+    changed = asyncio.Condition()
+
+    async def handle(sender: int) -> None:
+        async with changed:
+            started.append(sender)
+            changed.notify_all()
+        await release.wait()
+
+    def press(update_id: int, sender: int) -> Update:
+        user = User(sender, f"user{sender}", False)
+        return Update(update_id, callback_query=CallbackQuery(str(update_id), user, "chat"))
+
+    senders = [1, 1, 1, 1, 2]  # four from one person, then someone else's
+    tasks = [
+        asyncio.create_task(processor.process_update(press(n, s), handle(s))) for n, s in enumerate(senders)
+    ]
+    async with changed:
+        await asyncio.wait_for(changed.wait_for(lambda: len(started) == 3), 5)
+    assert sorted(started) == [1, 1, 2]  # the flood waits for its own turn, not the shared slots
+    release.set()
+    await asyncio.gather(*tasks)
+    assert sorted(started) == senders
+    assert not processor._turns  # nothing kept for people with nothing in flight
 
 
 def test_self_hosted_api_base_urls() -> None:

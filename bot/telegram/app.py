@@ -27,7 +27,8 @@ from bot.config import Config, TelegramSettings
 from bot.engine import AnswerEngine
 from bot.telegram import handlers
 from bot.telegram.keyboards import PassageRefs
-from bot.telegram.limits import QuestionLimiter
+from bot.telegram.limits import RequestLimiter
+from bot.telegram.processor import FairUpdateProcessor
 from bot.telegram.services import SERVICES, BotServices
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 # Updates answered at once: replies overlap on the network while the model answers one at a time.
 CONCURRENT_UPDATES = 32
+# Of those, the most one person may hold: a question, a button press and an inline query at once
+# with one to spare. Their further updates wait for their own turn, not for everyone's slots.
+FAIR_SHARE = 4
 # Retries of a request Telegram answered with 429 before the error handler logs it.
 RATE_LIMIT_RETRIES = 3
 # A made-up webhook secret: 32 random bytes, 43 characters of the alphabet Telegram accepts.
@@ -46,15 +50,16 @@ def build_application(
     *,
     engine: AnswerEngine | None = None,
     engine_factory: Callable[[], AnswerEngine] | None = None,
-    concurrent_updates: int | bool = CONCURRENT_UPDATES,
+    concurrent_updates: int = CONCURRENT_UPDATES,
     rate_limiter: BaseRateLimiter | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> Application:
     """The bot for `config.telegram`, not yet started.
 
     The engine (model and index) is created in `post_init` — from `engine`, or by calling
-    `engine_factory` — kept in `bot_data`, and dropped in `post_shutdown`. The rate limiter
-    defaults to `AIORateLimiter` with Telegram's limits and retries after a 429.
+    `engine_factory` — kept in `bot_data`, and dropped in `post_shutdown`. Up to
+    `concurrent_updates` updates are handled at once, at most `FAIR_SHARE` of them one person's.
+    The rate limiter defaults to `AIORateLimiter` with Telegram's limits and retries after a 429.
     """
     settings = config.telegram
     if not settings.token:
@@ -70,7 +75,7 @@ def build_application(
         application.bot_data[SERVICES] = BotServices(
             engine=loaded,
             settings=settings,
-            limiter=QuestionLimiter(settings.questions_per_minute),
+            limiter=RequestLimiter(settings.questions_per_minute),
             refs=PassageRefs(passage.id for passage in loaded.index.passages),
         )
         await register_commands(application)
@@ -86,7 +91,11 @@ def build_application(
         Application.builder()
         .token(settings.token)
         .rate_limiter(rate_limiter or AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
-        .concurrent_updates(concurrent_updates)
+        .concurrent_updates(
+            FairUpdateProcessor(concurrent_updates, min(FAIR_SHARE, concurrent_updates))
+            if concurrent_updates > 1
+            else False
+        )
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )
@@ -102,7 +111,7 @@ def add_handlers(application: Application) -> None:
     new_message = filters.UpdateType.MESSAGE
     private = new_message & filters.ChatType.PRIVATE
     groups = new_message & filters.ChatType.GROUPS
-    application.add_handler(TypeHandler(Update, handlers.access_guard), group=-1)
+    application.add_handler(TypeHandler(Update, handlers.guard), group=-1)
     application.add_handlers(
         [
             CommandHandler("start", handlers.start, filters=new_message),

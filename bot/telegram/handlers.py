@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 from telegram import (
     InlineQueryResultArticle,
+    InlineQueryResultsButton,
     InputTextMessageContent,
     Message,
     MessageEntity,
@@ -176,9 +177,9 @@ def addressed_question(message: Message, bot: Bot) -> str | None:
 
 
 async def answer_question(update: Update, context: Context, question: str) -> None:
-    """Check the question and the asker's pace, then reply with the quoted answer and its buttons."""
+    """Check the question, then reply with the quoted answer and its buttons (`guard` has checked
+    the asker's pace)."""
     message = update.effective_message
-    user = update.effective_user
     if message is None:
         return
     question = question.strip()
@@ -191,22 +192,9 @@ async def answer_question(update: Update, context: Context, question: str) -> No
             f"{MAX_QUESTION_CHARS:,}.",
         )
         return
-    service = services(context)
-    if user is not None:
-        verdict = service.limiter.check(user.id)
-        if verdict is Verdict.IGNORE:
-            return
-        if verdict is Verdict.WARN:
-            wait = service.limiter.seconds_until_free(user.id)
-            await _reply(
-                update,
-                f"You're asking faster than I can keep up with ({service.limiter.per_minute} questions a "
-                f"minute). Please wait about {wait} seconds, then ask again.",
-            )
-            return
     await _typing(context, message.chat_id)
     try:
-        answer = await service.ask(question)
+        answer = await services(context).ask(question)
     except QuestionError as error:
         await _reply(update, html.escape(f"Please {error}."))
         return
@@ -330,37 +318,97 @@ def inline_results(answer: Answer) -> list[InlineQueryResultArticle]:
 # Access and errors ------------------------------------------------------------------------------
 
 
-async def access_guard(update: Update, context: Context) -> None:
-    """Runs before every handler: with an allow-list, refuse everyone not on it."""
+async def guard(update: Update, context: Context) -> None:
+    """Runs before every handler: refuse whoever is not on the allow-list, then hold everyone to
+    their requests a minute. Every kind of update that costs work counts, button presses and
+    inline queries too, so no kind can be used to flood the bot."""
     service = services(context)
-    allowed = service.settings.allowed_ids
-    if not allowed:
-        return
     user, chat = update.effective_user, update.effective_chat
-    if (user is not None and user.id in allowed) or (chat is not None and chat.id in allowed):
+    allowed = service.settings.allowed_ids
+    if allowed and not (
+        (user is not None and user.id in allowed) or (chat is not None and chat.id in allowed)
+    ):
+        log.info(
+            "refused update %s from user %s in chat %s (not on telegram.allowed_ids)",
+            update.update_id,
+            user.id if user else None,
+            chat.id if chat else None,
+        )
+        await _refuse(update, context, service)
+        raise ApplicationHandlerStop
+    if user is None or not _costs_work(update, context):
         return
-    log.info(
-        "refused update %s from user %s in chat %s (not on telegram.allowed_ids)",
-        update.update_id,
-        user.id if user else None,
-        chat.id if chat else None,
-    )
-    silent = service.settings.refuse_silently
-    if update.callback_query is not None:
-        await update.callback_query.answer(None if silent else REFUSAL)
-    elif update.inline_query is not None:
-        await update.inline_query.answer([], cache_time=0)
-    elif not silent and update.message is not None and _addressed(update.message, context):
-        await _reply(update, html.escape(REFUSAL))
+    verdict = service.limiter.check(user.id)
+    if verdict is Verdict.ALLOW:
+        return
+    if verdict is Verdict.WARN:
+        await _slow_down(update, service, service.limiter.seconds_until_free(user.id))
     raise ApplicationHandlerStop
+
+
+async def _refuse(update: Update, context: Context, service: BotServices) -> None:
+    """Tell a stranger the bot is not for them, at most once a minute whatever they send."""
+    silent = service.settings.refuse_silently
+    query, inline, message = update.callback_query, update.inline_query, update.message
+    # Even a silent refusal answers a button press, or the button spins until Telegram gives up.
+    says_something = (
+        query is not None
+        or inline is not None
+        or (not silent and message is not None and _addressed(message, context))
+    )
+    sender = update.effective_user or update.effective_chat
+    if not says_something or (sender is not None and not service.refusals.due(sender.id)):
+        return
+    if query is not None:
+        await query.answer(None if silent else REFUSAL)
+    elif inline is not None:
+        await inline.answer([], cache_time=0)
+    else:
+        await _reply(update, html.escape(REFUSAL))
+
+
+async def _slow_down(update: Update, service: BotServices, wait: int) -> None:
+    """The one notice of a burst, where the asker will see it."""
+    per_minute = service.limiter.per_minute
+    if update.callback_query is not None:
+        await update.callback_query.answer(
+            f"Slow down, please: at most {per_minute} a minute. Try again in about {wait} seconds."
+        )
+    elif update.inline_query is not None:
+        await update.inline_query.answer(
+            [],
+            cache_time=0,
+            button=InlineQueryResultsButton(
+                text=f"Too many questions: try again in {wait} s", start_parameter="help"
+            ),
+        )
+    else:
+        await _reply(
+            update,
+            f"You're asking faster than I can keep up with ({per_minute} questions a minute). "
+            f"Please wait about {wait} seconds, then ask again.",
+        )
+
+
+def _costs_work(update: Update, context: Context) -> bool:
+    """Buttons and inline queries always do; a message only when it is meant for the bot, since
+    where the bot sees all of a group's chatter it answers none of it."""
+    if update.callback_query is not None or update.inline_query is not None:
+        return True
+    message = update.message
+    return message is not None and _addressed(message, context)
 
 
 def _addressed(message: Message, context: Context) -> bool:
     """Would this message get an answer if its sender were allowed?"""
     if message.chat.type == ChatType.PRIVATE:
         return True
-    if message.text and message.text.startswith("/"):
-        return True
+    commands = message.parse_entities([MessageEntity.BOT_COMMAND])
+    command = next((text for entity, text in commands.items() if entity.offset == 0), None)
+    if command is not None:
+        # In a group "/ask" is for every bot there, "/ask@other_bot" for another one.
+        _, _, target = command.partition("@")
+        return not target or target.lower() == (context.bot.username or "").lower()
     return addressed_question(message, context.bot) is not None
 
 

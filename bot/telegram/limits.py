@@ -1,4 +1,5 @@
-"""The per-user question limit: a sliding minute, and one polite warning per burst."""
+"""Per-user limits: a sliding minute of requests with one polite warning per burst, and refusals
+to strangers said at most once a minute."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 
+WINDOW_SECONDS = 60.0
+
 
 class Verdict(Enum):
     ALLOW = "allow"
@@ -14,8 +17,9 @@ class Verdict(Enum):
     IGNORE = "ignore"  # still over the limit after the warning: stay quiet
 
 
-class QuestionLimiter:
-    """At most `per_minute` questions per user in any 60 seconds."""
+class RequestLimiter:
+    """At most `per_minute` requests (questions, button presses, inline queries) per user in any
+    60 seconds."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
@@ -26,7 +30,7 @@ class QuestionLimiter:
     def check(self, user_id: int) -> Verdict:
         now = self.clock()
         asked = self._asked.setdefault(user_id, deque())
-        while asked and now - asked[0] >= 60.0:
+        while asked and now - asked[0] >= WINDOW_SECONDS:
             asked.popleft()
         if len(asked) < self.per_minute:
             asked.append(now)
@@ -41,4 +45,24 @@ class QuestionLimiter:
         asked = self._asked.get(user_id)
         if not asked:
             return 0
-        return max(1, round(60.0 - (self.clock() - asked[0])))
+        return max(1, round(WINDOW_SECONDS - (self.clock() - asked[0])))
+
+
+class OncePerMinute:
+    """Whether to tell someone something again: at most once in any 60 seconds.
+
+    A stranger who keeps writing would otherwise cost a refusal, one Bot API request, each time,
+    out of the 30 a second the bot may make for everyone.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._told: dict[int, float] = {}
+
+    def due(self, key: int) -> bool:
+        now = self.clock()
+        last = self._told.get(key)
+        if last is not None and now - last < WINDOW_SECONDS:
+            return False
+        self._told[key] = now
+        return True

@@ -1,4 +1,4 @@
-"""What the handlers share: the answer engine, started once, and the per-user limit."""
+"""What the handlers share: the answer engine, started once, and the per-user limits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from bot.config import TelegramSettings
 from bot.telegram.keyboards import PassageRefs
-from bot.telegram.limits import QuestionLimiter
+from bot.telegram.limits import OncePerMinute, RequestLimiter
 
 if TYPE_CHECKING:
     from bot.answer import Answer
@@ -24,8 +24,9 @@ SERVICES = "articlebot"
 class BotServices:
     engine: AnswerEngine
     settings: TelegramSettings
-    limiter: QuestionLimiter
+    limiter: RequestLimiter
     refs: PassageRefs
+    refusals: OncePerMinute = field(default_factory=OncePerMinute)
     # One worker: the model answers one question at a time while the event loop keeps
     # receiving updates and sending replies.
     executor: ThreadPoolExecutor = field(
