@@ -11,13 +11,19 @@ Layout of an index folder:
         passages.faiss     exact inner-product index over the passage vectors
         lexical/           bm25s files and document frequencies
 
+    build.lock             held (flock) by the one build of this folder running now
+
 A build writes a new generation beside the old one and only then replaces the manifest, so an
-interrupted build leaves the previous index whole.
+interrupted build leaves the previous index whole. One build at a time: each removes every
+generation but its own, so two at once could leave the manifest naming a deleted one. Readers
+take no lock (a build can take minutes); one that finds its generation gone reads the manifest
+again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -25,6 +31,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+BUILD_LOCK = "build.lock"
 SEARCH_MODES = ("hybrid", "dense", "lexical")
 DEFAULT_SPLIT = SplitSettings()
 # Above this many passages the dense index is approximate; below it, exact (config search.ann_threshold).
@@ -303,8 +311,59 @@ def build_index(
     progress: bool = False,
     on_article: Callable[[Article], None] | None = None,
     ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+    on_wait: Callable[[str], None] | None = None,
 ) -> tuple[PassageIndex, BuildReport]:
-    """Bring the index at `index_dir` up to date with `articles`, embedding only what changed."""
+    """Bring the index at `index_dir` up to date with `articles`, embedding only what changed.
+
+    When another process is building the same folder, waits for it (saying so through
+    `on_wait`, else the log), then updates what it built.
+    """
+    with build_lock(index_dir, on_wait):
+        return _build_index(
+            articles, embedder, index_dir, settings, rebuild, progress, on_article, ann_threshold
+        )
+
+
+@contextmanager
+def build_lock(index_dir: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the folder's build lock, waiting for whoever holds it.
+
+    flock, because the kernel drops it when its holder ends, however it ends (kill -9 and crashes
+    included): there is never a stale lock to clear by hand. The holder's process id is written
+    in the file, for the message a waiting build gives.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / BUILD_LOCK).open("a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip()
+            message = (
+                f"another build of the index at {index_dir} is running"
+                f"{f' (process {holder})' if holder.isdigit() else ''}: waiting for it to finish"
+            )
+            if on_wait is not None:
+                on_wait(message)
+            else:
+                log.warning("%s", message)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield  # closing the file releases the lock
+
+
+def _build_index(
+    articles: Sequence[Article],
+    embedder: Embedder,
+    index_dir: Path,
+    settings: SplitSettings,
+    rebuild: bool,
+    progress: bool,
+    on_article: Callable[[Article], None] | None,
+    ann_threshold: int,
+) -> tuple[PassageIndex, BuildReport]:
     started = time.perf_counter()
     previous: PassageIndex | None = None
     if not rebuild and (index_dir / MANIFEST).exists():
@@ -454,7 +513,11 @@ def _library_versions() -> dict[str, str]:
 
 
 def save_index(index: PassageIndex, index_dir: Path) -> None:
-    """Write a new generation, then point the manifest at it; older generations are removed."""
+    """Write a new generation, then point the manifest at it; older generations are removed.
+
+    The caller holds `build_lock` (as `build_index` does): the removal takes every other
+    generation, a concurrent build's too.
+    """
     import faiss
 
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -516,9 +579,26 @@ def check_compatible(manifest: dict[str, Any], embedder: Embedder, index_dir: Pa
 
 def load_index(index_dir: Path, embedder: Embedder) -> PassageIndex:
     """Load the current generation, refusing a mismatched or damaged index with the reason."""
+    manifest = read_manifest(index_dir)
+    try:
+        return _load_generation(index_dir, manifest, embedder)
+    except IndexCorruptError:
+        # A build may have replaced the manifest and removed the generation it named between
+        # reading the one and the other: then the index is whole, only newer. Once is enough,
+        # since a build takes far longer than a load; a generation that stays bad is damage.
+        try:
+            latest = read_manifest(index_dir)
+        except (IndexCorruptError, FileNotFoundError):
+            latest = manifest
+        if latest.get("generation") == manifest.get("generation"):
+            raise
+        log.info("the index at %s changed while it was read; reading the new one", index_dir)
+        return _load_generation(index_dir, latest, embedder)
+
+
+def _load_generation(index_dir: Path, manifest: dict[str, Any], embedder: Embedder) -> PassageIndex:
     import faiss
 
-    manifest = read_manifest(index_dir)
     check_compatible(manifest, embedder, index_dir)
     generation = index_dir / str(manifest.get("generation", ""))
     hint = "rebuild with 'articlebot index --rebuild'"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +16,7 @@ import pytest
 
 from bot.config import Config
 from bot.engine import AnswerEngine
+from index import store
 from index.articles import load_articles
 from index.embed import SentenceTransformerEmbedder
 from index.errors import IndexCorruptError, IndexMismatchError
@@ -18,6 +24,31 @@ from index.lexical import LexicalIndex
 from index.store import MANIFEST, build_index, load_index
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTICLEBOT = Path(sys.executable).parent / "articlebot"
+# A build, run as its own process, that stops once its generation is written and before it
+# replaces the manifest (the moment two builds can trip over each other), until told to go on.
+PAUSED_BUILD = """
+import sys
+from pathlib import Path
+
+from index import store
+from index.articles import load_articles
+from index.embed import SentenceTransformerEmbedder
+
+replace_manifest = store._atomic_write
+
+
+def pause_then_replace(path, text):
+    print("paused", flush=True)
+    sys.stdin.readline()
+    replace_manifest(path, text)
+
+
+store._atomic_write = pause_then_replace
+store.build_index(load_articles([Path(sys.argv[1])]), SentenceTransformerEmbedder("cpu"), Path(sys.argv[2]))
+"""
 
 STORIES = {
     "storm.txt": "Title: Storm hits coast\nDate: 2024-05-02\n\nA storm hit the coast on Monday. "
@@ -236,3 +267,113 @@ def test_interrupted_build_leaves_the_previous_index_usable(
     build_index(load_articles([articles_dir]), counting, index_dir)
     assert len(list(index_dir.glob("gen-*"))) == 1
     assert "extra" in load_index(index_dir, counting).articles
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from pathlib import Path
+
+from index.store import build_lock
+
+with build_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+
+
+async def test_two_builds_at_once_leave_a_whole_index(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    """`articlebot index` while another build of the same folder is half done (a cron job beside
+    the bot's own update). Both used to exit 0 with the manifest naming a generation the other
+    build had deleted; now the second waits for the first, says so, and then updates."""
+    index_dir = tmp_path / "index"
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    (articles_dir / "extra.txt").write_text("A new bridge opened in the north.", encoding="utf-8")
+    first = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PAUSED_BUILD, str(articles_dir), str(index_dir),
+        cwd=ROOT, env=_environment(),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    second = None
+    try:
+        assert first.stdin is not None and first.stdout is not None
+        assert await asyncio.wait_for(first.stdout.readline(), 300) == b"paused\n"
+        second = await asyncio.create_subprocess_exec(
+            str(ARTICLEBOT), "index", str(articles_dir), "--index-dir", str(index_dir),
+            env=_environment(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert second.stderr is not None
+        said = b""
+        # Until the second build says it waits, or ends (as it did without a lock).
+        while line := await asyncio.wait_for(second.stderr.readline(), 300):
+            said += line
+            if b"another build" in line:
+                break
+        first.stdin.write(b"go on\n")
+        await first.stdin.drain()
+        _, first_err = await asyncio.wait_for(first.communicate(), 300)
+        second_out, second_err = await asyncio.wait_for(second.communicate(), 300)
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert first.returncode == 0, first_err.decode()
+    assert second.returncode == 0, (said + second_err).decode()
+    index = load_index(index_dir, counting)  # not "damaged"
+    assert set(index.articles) == {"storm", "budget", "match", "extra"}
+    assert [p.name for p in index_dir.glob("gen-*")] == [index.manifest["generation"]]
+    assert f"another build of the index at {index_dir} is running" in said.decode()
+    assert second_out.decode().startswith("indexed 4 articles")
+
+
+def test_a_reader_retries_once_when_a_build_replaces_the_index_under_it(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ask` reading the manifest just as a build replaces it used to report a healthy index as
+    damaged: the generation it had just read about was gone."""
+    index_dir = tmp_path / "index"
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    (articles_dir / "extra.txt").write_text("A new bridge opened in the north.", encoding="utf-8")
+    read_manifest = store.read_manifest
+    swapped: list[str] = []
+
+    def read_then_rebuild(directory: Path) -> dict[str, object]:
+        manifest = read_manifest(directory)
+        if not swapped:
+            swapped.append(str(manifest["generation"]))
+            # A real build, between the reader's look at the manifest and its reading the files.
+            build_index(load_articles([articles_dir]), counting, index_dir)
+        return manifest
+
+    monkeypatch.setattr(store, "read_manifest", read_then_rebuild)
+    index = load_index(index_dir, counting)
+    assert not (index_dir / swapped[0]).exists()  # the generation it first read about is gone
+    assert "extra" in index.articles
+    assert index.manifest["generation"] == json.loads((index_dir / MANIFEST).read_text())["generation"]
+
+
+def test_a_build_killed_while_holding_the_lock_leaves_none_behind(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    index_dir = tmp_path / "index"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(index_dir)],
+        cwd=ROOT, env=_environment(), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        holder.send_signal(signal.SIGKILL)  # no chance to clean up
+        holder.wait(60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    index, _ = build_index(load_articles([articles_dir]), counting, index_dir)
+    assert len(index.passages) > 0
+    assert "another build" not in caplog.text
