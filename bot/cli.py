@@ -7,6 +7,7 @@ import importlib
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,18 +54,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("articlebot: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ArticlebotError as error:
-        if args.debug:
-            raise
-        print(f"articlebot: error: {error}", file=sys.stderr)
+        _report(f"articlebot: error: {error}", debug=args.debug)
         return EXIT_ERROR
     except Exception as error:  # the last line of defence: one line unless --debug
-        if args.debug:
-            raise
-        print(
+        _report(
             f"articlebot: error: {type(error).__name__}: {error} (run again with --debug for details)",
-            file=sys.stderr,
+            debug=args.debug,
         )
         return EXIT_ERROR
+
+
+def _report(line: str, *, debug: bool) -> None:
+    """The error as one line, or with `--debug` its traceback; neither ever shows the bot token."""
+    from bot.redact import redact
+
+    text = traceback.format_exc().rstrip() if debug else line
+    print(redact(text), file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="*", metavar="PATH", help="article files or folders (default: configured)"
     )
     index.add_argument("--rebuild", action="store_true", help="embed every article again from scratch")
+    index.add_argument(
+        "--check", action="store_true", help="verify every file of the index against its checksum, then stop"
+    )
 
     ask = commands.add_parser(
         "ask", parents=[common], help="answer one question ('-' reads one per line from stdin)"
@@ -129,6 +137,16 @@ def make_engine(config: Config) -> AnswerEngine:
 
 
 def _index(args: argparse.Namespace, config: Config) -> int:
+    if args.check:
+        from index.store import read_manifest, verify_files
+
+        try:
+            checked = verify_files(config.index_dir, read_manifest(config.index_dir), every_checksum=True)
+        except FileNotFoundError:
+            missing = f"there is no index at {config.index_dir}: build it with 'articlebot index'"
+            raise ArticlebotError(missing) from None
+        print(f"the index at {config.index_dir} is whole: {checked} files match their checksums")
+        return EXIT_OK
     engine = make_engine(config)
     report = engine.build(rebuild=args.rebuild, progress=sys.stderr.isatty())
     print(
@@ -140,29 +158,57 @@ def _index(args: argparse.Namespace, config: Config) -> int:
 
 
 def _ask(args: argparse.Namespace, config: Config) -> int:
-    from bot.answer import QuestionError
     from bot.render import answer_to_json, render_text
 
     engine = make_engine(config)
-    if args.question != "-":
-        answer = engine.ask(args.question)
-        print(json.dumps(answer_to_json(answer), ensure_ascii=False) if args.json else render_text(answer))
-        return EXIT_OK
+    if args.question == "-":
+        return _ask_batch(engine, as_json=args.json)
+    answer = engine.ask(args.question)
+    if args.json:
+        _print_json(answer_to_json(answer))
+    else:
+        print(render_text(answer))
+    return EXIT_OK
+
+
+def _ask_batch(engine: AnswerEngine, *, as_json: bool) -> int:
+    """One question per line of standard input, read as UTF-8 whatever the locale. With `--json`,
+    exactly one object per line, in order: `{"question": …, "error": …}` for a line that cannot be
+    answered, so output lines always match input lines."""
+    from bot.answer import QuestionError
+    from bot.render import answer_to_json, render_text
+
     status = EXIT_OK
-    for line in sys.stdin:
-        if not line.strip():
-            continue
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        question = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not as_json and not question.strip():
+            continue  # a blank line between questions; the JSON stream answers it, to keep lines in step
         try:
-            answer = engine.ask(line)
-        except QuestionError as error:
-            print(f"articlebot: error: {error}", file=sys.stderr)
-            status = EXIT_ERROR
+            raw.decode("utf-8")
+            answer = engine.ask(question)
+        except UnicodeDecodeError:
+            error = "the line is not valid UTF-8"
+        except QuestionError as refused:
+            error = str(refused)
+        else:
+            if as_json:
+                _print_json(answer_to_json(answer))
+            else:
+                print(render_text(answer), flush=True)
             continue
-        print(
-            json.dumps(answer_to_json(answer), ensure_ascii=False) if args.json else render_text(answer),
-            flush=True,
-        )
+        status = EXIT_ERROR
+        if as_json:
+            _print_json({"question": question, "error": error})
+        else:
+            print(f"articlebot: error: line {number}: {error}", file=sys.stderr, flush=True)
     return status
+
+
+def _print_json(value: dict[str, Any]) -> None:
+    """One JSON line on standard output in UTF-8 (JSON's own encoding), whatever the locale says."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def _console(args: argparse.Namespace, config: Config) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -48,6 +49,8 @@ class Config:
     """Everything the bot is told; defaults serve the bundled article."""
 
     articles: tuple[Path, ...] = (BUNDLED_ARTICLES,)
+    # Larger article files are skipped with a warning.
+    max_article_mb: float = 5.0
     index_dir: Path = field(default_factory=lambda: default_index_dir())
     top_k: int = 3
     mode: str = "hybrid"
@@ -99,6 +102,10 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
         articles = [p for p in environ["ARTICLEBOT_ARTICLES"].split(os.pathsep) if p]
     if articles is not None and not all(isinstance(item, str) for item in articles):
         raise ConfigError('articles must be a list of file or folder paths, e.g. articles = ["news/"]')
+    if articles is not None and not articles:
+        # An empty list is a mistake, not a wish for the bundled article: leave the key out for that.
+        source = "ARTICLEBOT_ARTICLES" if "ARTICLEBOT_ARTICLES" in environ else "articles"
+        raise ConfigError(f"{source} names no article file or folder: name at least one, or leave it unset")
     index_dir = _override(environ, "ARTICLEBOT_INDEX_DIR", reader.get("index_dir", str, None))
 
     search = _Reader(reader.get("search", dict, {}), "search.")
@@ -122,6 +129,7 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
     config = Config(
         articles=tuple(_resolve(p, base) for p in articles) if articles else (BUNDLED_ARTICLES,),
         index_dir=_resolve(index_dir, base) if index_dir else default_index_dir(environ),
+        max_article_mb=reader.get("max_article_mb", float, defaults.max_article_mb),
         top_k=search.get("top_k", int, defaults.top_k),
         mode=search.get("mode", str, defaults.mode),
         dense_weight=search.get("dense_weight", float, defaults.dense_weight),
@@ -164,6 +172,8 @@ def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:
 
 def validate(config: Config) -> None:
     """One sentence naming the key and the fix for the first value that cannot work."""
+    if config.max_article_mb <= 0:
+        raise ConfigError(f"max_article_mb is {config.max_article_mb}: use a size in megabytes above 0")
     if config.top_k < 1 or config.top_k > 50:
         raise ConfigError(f"search.top_k is {config.top_k}: use a number from 1 to 50")
     if config.mode not in SEARCH_MODES:
@@ -226,6 +236,9 @@ class _Reader:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"{self.prefix}{key} must be {_kind_name(kind)}, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # TOML has nan and inf; no setting means either, and both slip past range checks.
+            raise ConfigError(f"{self.prefix}{key} must be a finite number, not {value!r}")
         return value
 
     def reject_unknown(self) -> None:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from index.errors import ArticleError
 
+log = logging.getLogger(__name__)
+
 ARTICLE_SUFFIXES = (".txt", ".md")
+# Larger files are skipped: a news article is tens of kilobytes; 20 MB takes minutes to split.
+MAX_ARTICLE_BYTES = 5_000_000
+# Control characters other than tab and newline (terminal escapes such as ESC]0; or ESC[2J) are
+# dropped on reading, so no front end can pass them on.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _FRONT_MATTER_LINE = re.compile(r"^(title|date|source|url)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 # A wire-style opening: "date 2021-03-01 YEREVAN -- Armenia has ...".
 _DATELINE = re.compile(
@@ -47,6 +55,7 @@ class Article:
 def parse_article(raw: str, *, path: str, article_id: str) -> Article:
     """Split front matter and dateline off the raw text of one article."""
     text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text)
     meta: dict[str, str] = {}
     lines = text.split("\n")
     consumed = 0
@@ -88,39 +97,83 @@ def parse_article(raw: str, *, path: str, article_id: str) -> Article:
     )
 
 
-def load_articles(paths: Iterable[str | Path]) -> list[Article]:
-    """Read every article file named, or found in the folders named, in a stable order."""
-    files = _article_files(paths)
-    if not files:
+def load_articles(
+    paths: Iterable[str | Path],
+    *,
+    max_bytes: int = MAX_ARTICLE_BYTES,
+    on_skip: Callable[[str], None] | None = None,
+) -> list[Article]:
+    """Read every article file named, or found in the folders named, in a stable order.
+
+    A file that cannot be an article (unreadable, empty, binary, not UTF-8, too large, or a link
+    out of its folder) is skipped with one message to `on_skip` (else a logged warning) and the
+    rest are read: one bad file in a folder of news must not stop the bot. Only when no file can
+    be read at all is that an error.
+    """
+    files, skipped = _article_files(paths)
+    if not files and not skipped:
         raise ArticleError("no articles found: name .txt or .md files, or folders holding them")
     ids = _article_ids(files)
     articles = []
     for file in files:
         try:
-            raw = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ArticleError(f"{file} is not UTF-8 text: save it as UTF-8 and try again") from None
-        except OSError as error:
-            raise ArticleError(f"cannot read {file}: {error.strerror}") from None
-        articles.append(parse_article(raw, path=str(file), article_id=ids[file]))
+            articles.append(read_article(file, ids[file], max_bytes))
+        except ArticleError as error:
+            skipped.append(str(error))
+    if not articles:
+        more = f" (and {len(skipped) - 1} more files skipped)" if len(skipped) > 1 else ""
+        raise ArticleError(f"{skipped[0]}{more}")
+    for reason in skipped:
+        (on_skip or log.warning)(f"skipped {reason}")
     return articles
 
 
-def _article_files(paths: Iterable[str | Path]) -> list[Path]:
+def read_article(file: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES) -> Article:
+    """One article file, or an ArticleError that says why it cannot be one."""
+    try:
+        size = file.stat().st_size
+        if size > max_bytes:
+            raise ArticleError(
+                f"{file}: {size / 1e6:.1f} MB is over the limit of {max_bytes / 1e6:g} MB for one article "
+                "(max_article_mb in the config)"
+            )
+        data = file.read_bytes()
+    except OSError as error:
+        raise ArticleError(f"cannot read {file}: {error.strerror}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ArticleError(f"{file} is UTF-16 text, not UTF-8: save it as UTF-8 and try again")
+    if b"\0" in data:
+        raise ArticleError(f"{file} holds NUL bytes: it is not a text file")
+    try:
+        raw = data.decode("utf-8-sig")  # a byte-order mark is dropped, so front matter still reads
+    except UnicodeDecodeError:
+        raise ArticleError(f"{file} is not UTF-8 text: save it as UTF-8 and try again") from None
+    return parse_article(raw, path=str(file), article_id=article_id)
+
+
+def _article_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """The article files, and why any file found in a folder was passed over."""
     files: list[Path] = []
+    skipped: list[str] = []
     for given in paths:
         path = Path(given).expanduser()
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file())
             if not found:
                 raise ArticleError(f"{path} holds no .txt or .md articles")
-            files.extend(found)
+            root = path.resolve()
+            for candidate in found:
+                # A link out of the folder (to /etc/passwd, say) is not followed unless named itself.
+                if candidate.resolve().is_relative_to(root):
+                    files.append(candidate)
+                else:
+                    skipped.append(f"{candidate}: it links outside {path} (name the file itself to index it)")
         elif path.is_file():
             files.append(path)
         else:
             raise ArticleError(f"article not found: {path}")
     unique = dict.fromkeys(p.resolve() for p in files)
-    return list(unique)
+    return list(unique), skipped
 
 
 def _article_ids(files: Sequence[Path]) -> dict[Path, str]:

@@ -15,3 +15,11 @@ class IndexMismatchError(ArticlebotError):
 
 class IndexCorruptError(ArticlebotError):
     """The saved index cannot be read."""
+
+
+class IndexLocationError(ArticlebotError):
+    """The index folder holds files that are not an articlebot index."""
+
+
+class IndexWriteError(ArticlebotError):
+    """The index could not be saved (a full disk, no permission)."""

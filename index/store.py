@@ -23,10 +23,13 @@ again.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -41,7 +44,7 @@ import numpy as np
 
 from index.articles import Article
 from index.embed import Embedder
-from index.errors import IndexCorruptError, IndexMismatchError
+from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError, IndexWriteError
 from index.lexical import LexicalIndex
 from index.split import Passage, Sentence, SplitSettings, split_article
 
@@ -50,6 +53,12 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 BUILD_LOCK = "build.lock"
+# Files up to this size are checksummed on every load (the bundled index in all: ~1 ms);
+# `articlebot index --check` checksums the larger ones too.
+CHECKSUM_ON_LOAD_BYTES = 16_000_000
+# Names this module gives what it writes, so that nothing else in a folder is ever removed.
+_GENERATION = re.compile(r"gen-\d{8}T\d{6}-\d+-\d+")
+_MANIFEST_TEMPORARY = re.compile(rf"\.{re.escape(MANIFEST)}\..+\.tmp")
 SEARCH_MODES = ("hybrid", "dense", "lexical")
 DEFAULT_SPLIT = SplitSettings()
 # Above this many passages the dense index is approximate; below it, exact (config search.ann_threshold).
@@ -318,10 +327,50 @@ def build_index(
     When another process is building the same folder, waits for it (saying so through
     `on_wait`, else the log), then updates what it built.
     """
+    _refuse_foreign_folder(index_dir)
     with build_lock(index_dir, on_wait):
+        _remove_leftovers(index_dir)
         return _build_index(
             articles, embedder, index_dir, settings, rebuild, progress, on_article, ann_threshold
         )
+
+
+def _refuse_foreign_folder(index_dir: Path) -> None:
+    """A folder with no manifest that holds anything articlebot did not write is not an index:
+    building there would delete whatever in it looks like a generation. Refuse it instead."""
+    if not index_dir.is_dir() or (index_dir / MANIFEST).exists():
+        return
+    foreign = sorted(entry.name for entry in index_dir.iterdir() if not _is_ours(entry))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
+        raise IndexLocationError(
+            f"{index_dir} holds files that are not an articlebot index ({shown}): "
+            "give --index-dir (or index_dir) an empty or new folder"
+        )
+
+
+def _is_ours(entry: Path) -> bool:
+    name = entry.name
+    if name == BUILD_LOCK or _MANIFEST_TEMPORARY.fullmatch(name):
+        return True
+    return entry.is_dir() and _GENERATION.fullmatch(name) is not None
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Under the lock: generations no manifest names and manifest temporaries are a crashed or
+    failed build's (a full disk, kill -9 while saving); each retry would otherwise add one."""
+    try:
+        current = read_manifest(index_dir).get("generation")
+    except (FileNotFoundError, IndexCorruptError):
+        current = None
+    for entry in index_dir.iterdir():
+        if entry.name == current or not _is_ours(entry) or entry.name == BUILD_LOCK:
+            continue
+        log.info("removing %s, left by an unfinished build", entry)
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -518,13 +567,31 @@ def save_index(index: PassageIndex, index_dir: Path) -> None:
     The caller holds `build_lock` (as `build_index` does): the removal takes every other
     generation, a concurrent build's too.
     """
-    import faiss
-
     index_dir.mkdir(parents=True, exist_ok=True)
     generation = (
         index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
     )
     generation.mkdir()
+    try:
+        files = _write_generation(index, generation)
+        manifest = {**index.manifest, "generation": generation.name, "files": files}
+        _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+    except OSError as error:
+        # Nothing half-written stays behind, and the previous index still answers.
+        shutil.rmtree(generation, ignore_errors=True)
+        raise IndexWriteError(
+            f"cannot save the index at {index_dir}: {_write_failure(error, index_dir)}"
+        ) from None
+    index.manifest = manifest
+    for stale in index_dir.glob("gen-*"):
+        if stale.name != generation.name and _GENERATION.fullmatch(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _write_generation(index: PassageIndex, generation: Path) -> dict[str, dict[str, Any]]:
+    """Every file of one generation, synced; their sizes and checksums, for the manifest."""
+    import faiss
+
     _write_jsonl(generation / "articles.jsonl", (_article_record(a) for a in index.articles.values()))
     _write_jsonl(generation / "passages.jsonl", (dataclasses.asdict(p) for p in index.passages))
     _write_jsonl(
@@ -536,13 +603,27 @@ def save_index(index: PassageIndex, index_dir: Path) -> None:
     faiss.write_index(index.faiss_index, str(generation / "passages.faiss"))
     index.lexical.save(generation / "lexical")
     _fsync_tree(generation)
+    return {
+        path.relative_to(generation).as_posix(): {"size": path.stat().st_size, "sha256": _sha256(path)}
+        for path in sorted(generation.rglob("*"))
+        if path.is_file()
+    }
 
-    manifest = {**index.manifest, "generation": generation.name}
-    _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
-    index.manifest = manifest
-    for stale in index_dir.glob("gen-*"):
-        if stale.name != generation.name:
-            shutil.rmtree(stale, ignore_errors=True)
+
+def _write_failure(error: OSError, index_dir: Path) -> str:
+    """Why a write failed, in words; numpy reports a full disk as '… requested and … written'."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT) or "requested and" in str(error):
+        free = shutil.disk_usage(index_dir).free
+        return f"the disk is full ({free / 1e6:.0f} MB free): free some space and build again"
+    return error.strerror or str(error)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any]:
@@ -602,6 +683,7 @@ def _load_generation(index_dir: Path, manifest: dict[str, Any], embedder: Embedd
     check_compatible(manifest, embedder, index_dir)
     generation = index_dir / str(manifest.get("generation", ""))
     hint = "rebuild with 'articlebot index --rebuild'"
+    verify_files(index_dir, manifest, every_checksum=False)
     try:
         articles = [_article_from_record(r) for r in _read_jsonl(generation / "articles.jsonl")]
         by_id = {article.id: article for article in articles}
@@ -630,6 +712,38 @@ def _load_generation(index_dir: Path, manifest: dict[str, Any], embedder: Embedd
     return PassageIndex(
         articles, sentences, passages, sentence_vectors, passage_vectors, lexical, manifest, faiss_index
     )
+
+
+def verify_files(index_dir: Path, manifest: dict[str, Any], *, every_checksum: bool) -> int:
+    """Hold each file of the manifest's generation to the size it was written with, and to its
+    checksum where that is cheap (or always, with `every_checksum`); returns the files checked.
+
+    Sizes catch truncation (a zero-byte .npy would otherwise be an EOFError); checksums catch
+    bytes changed in place, which FAISS and numpy would read as different answers.
+    """
+    generation = index_dir / str(manifest.get("generation", ""))
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return 0  # written before manifests listed their files
+    for name, expected in files.items():
+        path = generation / name
+        problem = None
+        try:
+            size = path.stat().st_size
+        except OSError:
+            problem = f"{name} is missing"
+        else:
+            if size != expected.get("size"):
+                problem = f"{name} is {size} bytes, not {expected.get('size')}"
+            elif (every_checksum or size <= CHECKSUM_ON_LOAD_BYTES) and _sha256(path) != expected.get(
+                "sha256"
+            ):
+                problem = f"{name} has changed since it was written"
+        if problem:
+            raise IndexCorruptError(
+                f"the index at {index_dir} is damaged ({problem}): rebuild with 'articlebot index --rebuild'"
+            )
+    return len(files)
 
 
 def _short(error: BaseException) -> str:
@@ -665,11 +779,20 @@ def _atomic_write(path: Path, text: str) -> None:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
+            # mkstemp makes the file 0600; the manifest is read by whoever may read the index.
+            os.fchmod(file.fileno(), 0o666 & ~_umask())
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_tree(folder: Path) -> None:

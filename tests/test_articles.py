@@ -90,3 +90,46 @@ def test_bad_articles_get_one_line_messages(tmp_path: Path, setup, message: str)
     with pytest.raises(ArticleError, match=message) as caught:
         load_articles([path])
     assert "\n" not in str(caught.value)
+
+
+def test_bad_files_in_a_folder_are_skipped_with_one_message_each(tmp_path: Path) -> None:
+    """One bad file must not stop a folder of news from being read (hardening item 5, 14, 15)."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Title: Good\n\nThe budget passed on Monday.", encoding="utf-8")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    (folder / "meta-only.md").write_text("Title: Nothing else\n", encoding="utf-8")
+    (folder / "nul.txt").write_bytes(b"\0" * 64)
+    (folder / "utf16.txt").write_text("A story in UTF-16.", encoding="utf-16")
+    (folder / "latin1.txt").write_bytes("Caf\xe9 au lait.".encode("latin-1"))
+    (folder / "huge.txt").write_text("word " * 400, encoding="utf-8")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0:root:/root:/bin/bash", encoding="utf-8")
+    (folder / "link.txt").symlink_to(outside)
+    said: list[str] = []
+    articles = load_articles([folder], max_bytes=1000, on_skip=said.append)
+    assert [a.title for a in articles] == ["Good"]
+    assert len(said) == 7 and all(line.startswith("skipped ") and "\n" not in line for line in said)
+    reasons = " | ".join(said)
+    for expected in ("has no text", "NUL bytes", "UTF-16", "not UTF-8", "over the limit", "links outside"):
+        assert expected in reasons, expected
+    # Named by itself, a link is the user's choice and is read.
+    assert load_articles([folder / "link.txt"])[0].text.startswith("root:x")
+
+
+def test_every_file_bad_is_one_error_naming_the_first(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"\0\0")
+    (tmp_path / "b.txt").write_text("", encoding="utf-8")
+    with pytest.raises(ArticleError, match=r"a\.txt holds NUL bytes.*\(and 1 more files skipped\)"):
+        load_articles([tmp_path])
+
+
+def test_a_byte_order_mark_and_terminal_escapes_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes(
+        "\ufeffTitle: Storm \x1b]0;owned\x07hits\n\nThe storm\x1b[2J hit the coast.\x9b31m".encode()
+    )
+    [article] = load_articles([path])
+    assert article.title == "Storm ]0;ownedhits"
+    assert article.text == "The storm[2J hit the coast.31m"
+    assert not any(ord(c) < 32 and c not in "\n\t" for c in article.title + article.text)

@@ -38,7 +38,7 @@ def test_example_config_documents_every_key() -> None:
     uncommented = "\n".join(m.group(1) for line in text.splitlines() if (m := settings.match(line)))
     documented = tomllib.loads(uncommented)
     config = Config()
-    assert {"articles", "index_dir"} <= set(documented)
+    assert {"articles", "index_dir", "max_article_mb"} <= set(documented)
     for section, fields in {
         "search": ["top_k", "mode", "dense_weight", "lexical_weight", "ann_threshold"],
         "answer": ["abstain_threshold"],
@@ -105,6 +105,12 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
         ("[telegram]\nallowed_ids = ['me']\n", "telegram.allowed_ids must be a list of numeric"),
         ("[telegram]\nwebhook_secret = 'a secret!'\n", "telegram.webhook_secret may hold only letters"),
         ("top_k = = 3\n", "is not valid TOML"),
+        # Hardening: TOML's nan and inf slip past every range check, and an empty list is a mistake.
+        ("[search]\ndense_weight = nan\n", "search.dense_weight must be a finite number, not nan"),
+        ("[search]\nlexical_weight = inf\n", "search.lexical_weight must be a finite number, not inf"),
+        ("[answer]\nabstain_threshold = -inf\n", "answer.abstain_threshold must be a finite number"),
+        ("articles = []\n", "articles names no article file or folder"),
+        ("max_article_mb = 0\n", "max_article_mb is 0.0: use a size in megabytes above 0"),
     ],
 )
 def test_bad_config_names_the_key_and_the_fix(tmp_path: Path, text: str, message: str) -> None:
@@ -116,3 +122,9 @@ def test_bad_config_names_the_key_and_the_fix(tmp_path: Path, text: str, message
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+@pytest.mark.parametrize("value", [":", "", "::"])
+def test_an_articles_variable_naming_no_path_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="ARTICLEBOT_ARTICLES names no article file or folder"):
+        load_config(None, environ={"ARTICLEBOT_ARTICLES": value})

@@ -6,9 +6,10 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from bot.engine import AnswerEngine
 from index import store
 from index.articles import load_articles
 from index.embed import SentenceTransformerEmbedder
-from index.errors import IndexCorruptError, IndexMismatchError
+from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError, IndexWriteError
 from index.lexical import LexicalIndex
 from index.store import MANIFEST, build_index, load_index
 
@@ -142,6 +143,22 @@ def test_save_and_load_round_trip(articles_dir: Path, tmp_path: Path, counting: 
     assert {"format_version", "built_at", "versions", "generation"} <= set(manifest)
 
 
+def test_every_index_file_follows_the_umask_so_a_service_account_can_read_it(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    previous = os.umask(0o022)
+    try:
+        build_index(load_articles([articles_dir]), counting, tmp_path / "index")
+    finally:
+        os.umask(previous)
+    modes = {
+        path.relative_to(tmp_path).as_posix(): stat.S_IMODE(path.stat().st_mode)
+        for path in (tmp_path / "index").rglob("*")
+        if path.is_file() and path.name != "build.lock"
+    }
+    assert modes and all(mode & 0o044 == 0o044 for mode in modes.values()), modes
+
+
 def test_update_embeds_only_added_and_changed_articles(
     articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
 ) -> None:
@@ -190,6 +207,21 @@ def test_engine_updates_a_stale_index_and_says_so(
     assert any("flood" in p.text for p in engine.index.passages)
 
 
+def test_a_build_without_a_terminal_reports_long_articles_and_skipped_files_in_plain_lines(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.engine.LONG_ARTICLE_CHARS", 100)  # the storm and budget stories
+    (articles_dir / "broken.txt").write_bytes(b"\0\0\0")
+    messages: list[str] = []
+    config = Config(articles=(articles_dir,), index_dir=tmp_path / "index")
+    engine = AnswerEngine(config, embedder=counting, status=messages.append)
+    engine.ensure_index()
+    assert set(engine.index.articles) == {"storm", "budget", "match"}
+    assert any(m.startswith("articlebot: skipped ") and "broken.txt holds NUL bytes" in m for m in messages)
+    splitting = [m for m in messages if m.startswith("articlebot: splitting article")]
+    assert len(splitting) == 2 and all("characters)" in m for m in splitting)
+
+
 def test_mismatched_index_is_refused_with_the_reason(
     articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
 ) -> None:
@@ -215,6 +247,11 @@ def test_mismatched_index_is_refused_with_the_reason(
         lambda d, gen: (gen / "passages.faiss").write_bytes(b"garbage"),
         lambda d, gen: (gen / "passages.jsonl").write_text('{"id": 1}\n'),
         lambda d, gen: np.save(gen / "sentence_vectors.npy", np.zeros((2, 384), np.float32)),
+        # Hardening: bytes changed in place keep every size right; an emptied .npy was an EOFError.
+        lambda d, gen: _flip_a_byte(gen / "passage_vectors.npy"),
+        lambda d, gen: _flip_a_byte(gen / "passages.faiss"),
+        lambda d, gen: _flip_a_byte(next((gen / "lexical").rglob("*.npy"))),
+        lambda d, gen: (gen / "sentence_vectors.npy").write_bytes(b""),
     ],
     ids=[
         "manifest-json",
@@ -223,6 +260,10 @@ def test_mismatched_index_is_refused_with_the_reason(
         "faiss-garbage",
         "passages-bad",
         "sizes-disagree",
+        "vectors-bytes-changed",
+        "faiss-bytes-changed",
+        "bm25-bytes-changed",
+        "npy-emptied",
     ],
 )
 def test_corrupt_index_is_refused_with_the_fix(
@@ -237,6 +278,98 @@ def test_corrupt_index_is_refused_with_the_fix(
     assert "\n" not in str(caught.value)
     build_index(load_articles([articles_dir]), counting, index_dir, rebuild=True)
     assert len(load_index(index_dir, counting).passages) > 0
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_index_check_verifies_every_checksum(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    index_dir = tmp_path / "index"
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    manifest = json.loads((index_dir / MANIFEST).read_text())
+    assert store.verify_files(index_dir, manifest, every_checksum=True) == len(manifest["files"]) >= 6
+    # A file too large to checksum on every load is still caught by the full check.
+    _flip_a_byte(index_dir / manifest["generation"] / "passage_vectors.npy")
+    with pytest.raises(IndexCorruptError, match=r"passage_vectors\.npy has changed"):
+        store.verify_files(index_dir, manifest, every_checksum=True)
+
+
+def test_a_folder_that_is_not_an_index_is_refused_never_emptied(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    folder = tmp_path / "my-documents"
+    (folder / "gen-notes").mkdir(parents=True)
+    (folder / "gen-notes" / "draft.txt").write_text("mine", encoding="utf-8")
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8")
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    with pytest.raises(IndexLocationError, match=r"not an articlebot index \(gen-notes, photo\.jpg\)"):
+        build_index(load_articles([articles_dir]), counting, folder, rebuild=True)
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+
+
+def test_what_an_unfinished_build_left_is_removed_by_the_next(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    index_dir = tmp_path / "index"
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    current = json.loads((index_dir / MANIFEST).read_text())["generation"]
+    (index_dir / "gen-20200101T000000-1-1").mkdir()  # a build killed while saving
+    (index_dir / f".{MANIFEST}.x1y2.tmp").write_text("{", encoding="utf-8")  # killed mid-manifest
+    (index_dir / "gen-keep-mine").mkdir()  # not a name articlebot gives: never touched
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    latest = json.loads((index_dir / MANIFEST).read_text())["generation"]
+    assert latest != current
+    assert sorted(p.name for p in index_dir.iterdir()) == sorted(
+        [MANIFEST, "build.lock", latest, "gen-keep-mine"]
+    )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB file system (tmpfs), where the machine lets this process mount one."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_old_index_answering(
+    articles_dir: Path, small_disk: Path, counting: CountingEmbedder
+) -> None:
+    index_dir = small_disk / "index"
+    articles = load_articles([articles_dir])
+    build_index(articles, counting, index_dir)
+    before = json.loads((index_dir / MANIFEST).read_text())["generation"]
+    # Fill the disk so a second generation cannot fit.
+    filler = small_disk / "filler"
+    with filler.open("wb", buffering=0) as file:
+        try:
+            while True:
+                file.write(b"\0" * 4096)
+        except OSError:
+            pass
+    filler.write_bytes(b"\0" * (filler.stat().st_size - 20_000))  # leave room for part of one
+    for _ in range(3):  # retries add nothing
+        with pytest.raises(IndexWriteError, match="the disk is full") as caught:
+            build_index(articles, counting, index_dir, rebuild=True)
+        assert "\n" not in str(caught.value)
+        assert sorted(p.name for p in index_dir.glob("gen-*")) == [before]
+    assert len(load_index(index_dir, counting).passages) > 0
+    filler.unlink()
+    build_index(articles, counting, index_dir, rebuild=True)
+    assert len(list(index_dir.glob("gen-*"))) == 1
 
 
 def test_interrupted_build_leaves_the_previous_index_usable(
@@ -257,9 +390,10 @@ def test_interrupted_build_leaves_the_previous_index_usable(
         raise OSError("disk full")
 
     monkeypatch.setattr(LexicalIndex, "save", crash_while_saving)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(IndexWriteError, match="disk full"):
         build_index(load_articles([articles_dir]), counting, index_dir)
     monkeypatch.undo()
+    assert len(list(index_dir.glob("gen-*"))) == 1  # the half-written generation is gone at once
 
     survivor = load_index(index_dir, counting)
     assert survivor.passages == before.passages
@@ -328,7 +462,7 @@ async def test_two_builds_at_once_leave_a_whole_index(
     index = load_index(index_dir, counting)  # not "damaged"
     assert set(index.articles) == {"storm", "budget", "match", "extra"}
     assert [p.name for p in index_dir.glob("gen-*")] == [index.manifest["generation"]]
-    assert f"another build of the index at {index_dir} is running" in said.decode()
+    assert f"articlebot: another build of the index at {index_dir} is running" in said.decode()
     assert second_out.decode().startswith("indexed 4 articles")
 
 

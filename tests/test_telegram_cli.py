@@ -101,3 +101,48 @@ async def test_the_bot_answers_and_stops_cleanly_on_sigterm(
     assert b"Traceback" not in err
     # The updater's last getUpdates acknowledged the question, so a restart won't answer it twice.
     assert fake.successful("getUpdates")[-1].params["offset"] == 2
+
+
+async def test_a_rejected_token_stays_hidden_in_the_debug_traceback(fake: FakeBotApi) -> None:
+    wrong = "987654321:WrongSecretThatMustNotBePrinted"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "telegram", "--debug", cwd=ROOT,
+        env=_environment(TELEGRAM_BOT_TOKEN=wrong, TELEGRAM_API_BASE_URL=fake.base_url),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert b"Traceback" in err and b"<token>" in err  # the detail --debug promises, less the secret
+    assert b"WrongSecret" not in out + err
+
+
+@pytest.mark.parametrize("status", [200, 502])
+async def test_an_error_page_echoing_the_request_path_never_prints_the_token(status: int) -> None:
+    """A proxy in front of the Bot API that answers with an HTML page quoting the URL it was asked."""
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:
+        page = f"<html><body>Cannot POST {request.path}</body></html>"
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    token = "123456789:EchoedSecretThatMustNotBePrinted"
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "telegram", cwd=ROOT,
+            env=_environment(TELEGRAM_BOT_TOKEN=token, TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{port}/bot"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        await runner.cleanup()
+    assert process.returncode == 1
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("articlebot: error: "), lines
+    assert b"EchoedSecret" not in out + err

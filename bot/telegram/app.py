@@ -23,6 +23,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import redact
 from bot.config import Config, TelegramSettings
 from bot.engine import AnswerEngine
 from bot.telegram import handlers
@@ -154,36 +155,10 @@ def quiet_request_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-_SECRETS: set[str] = set()
-
-
-def redact_in_logs(token: str) -> None:
-    """Replace the token's secret half (or a whole webhook secret) in every log record, whichever
-    library writes it.
-
-    python-telegram-bot logs its API URLs (which embed the token) at DEBUG when a bot is
-    created, and httpx logs request URLs at INFO; `--debug` would otherwise print the token.
-    """
-    secret = token.split(":", 1)[-1]
-    if not secret or secret in _SECRETS:
-        return
-    if not _SECRETS:
-        previous = logging.getLogRecordFactory()
-
-        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-            record = previous(*args, **kwargs)
-            try:
-                message = record.getMessage()
-            except (TypeError, ValueError):
-                return record
-            if any(known in message for known in _SECRETS):
-                for known in _SECRETS:
-                    message = message.replace(known, "<token>")
-                record.msg, record.args = message, None
-            return record
-
-        logging.setLogRecordFactory(factory)
-    _SECRETS.add(secret)
+def redact_in_logs(secret: str) -> None:
+    """Keep a token's secret half (or a whole webhook secret) out of every log record and error,
+    whichever library writes it (see bot/redact.py)."""
+    redact.register(secret)
 
 
 def webhook_arguments(settings: TelegramSettings) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         )
     config = config.replace(telegram=dataclasses.replace(settings, token=token))
 
-    from telegram.error import InvalidToken, NetworkError
+    from telegram.error import InvalidToken, NetworkError, TelegramError
 
     from bot.telegram.app import build_application, run_application
 
@@ -48,7 +48,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     application = build_application(config, on_ready=ready)
     if not getattr(args, "debug", False):
-        logging.getLogger("telegram.ext").addFilter(_StartupFailureFilter((InvalidToken, NetworkError)))
+        # The failure is said once, below; python-telegram-bot would log it with a traceback too.
+        # On the handlers: a logger's own filter misses records of its children
+        # ("telegram.request.BaseRequest").
+        startup = _StartupFailureFilter((TelegramError, ValueError))
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(startup)
     try:
         run_application(application, config.telegram)
     except InvalidToken:
@@ -58,6 +63,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except NetworkError as error:
         where = config.telegram.api_base_url or "api.telegram.org"
         raise ArticlebotError(f"cannot reach the Telegram Bot API at {where}: {error}") from None
+    except TelegramError as error:
+        where = config.telegram.api_base_url or "api.telegram.org"
+        raise ArticlebotError(f"the Telegram Bot API at {where} gave an unexpected answer: {error}") from None
     return EXIT_OK
 
 
@@ -70,4 +78,7 @@ class _StartupFailureFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
+        if record.name.startswith("telegram.request"):
+            # "Can not load invalid JSON data": a page that is not the Bot API's, said below instead.
+            return not isinstance(error, self.errors)
         return not ("Bootstrap" in record.getMessage() and isinstance(error, self.errors))

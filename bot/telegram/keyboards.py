@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -55,6 +56,9 @@ class OtherPassagesRequest:
     passage_refs: tuple[str, ...]
 
 
+_OFFSET = re.compile(r"[0-9]{1,4}")
+
+
 def context_data(passage_id: str, sentence_offset: int | None) -> str:
     return f"ctx:{passage_ref(passage_id)}:{'-' if sentence_offset is None else sentence_offset}"
 
@@ -74,7 +78,8 @@ def parse_callback_data(data: str | None) -> ContextRequest | OtherPassagesReque
             return None
         if offset == "-":
             return ContextRequest(ref, None)
-        return ContextRequest(ref, int(offset)) if offset.isdigit() else None
+        # ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses.
+        return ContextRequest(ref, int(offset)) if _OFFSET.fullmatch(offset) else None
     if kind == "oth":
         refs = tuple(ref for ref in rest.split(".") if ref)
         return OtherPassagesRequest(refs) if refs else None
