@@ -1,8 +1,11 @@
 """Question → Answer: the one function every front end calls.
 
-The answer is always a quote. Among the sentences of the best passages, the one that matches
-the question best in meaning and in words is the answer sentence; when the evidence is weak the
-answer says so, and the closest passage is shown as the closest match, not as an answer.
+The answer is always a quote. The reader (bot/reader.py) reads the best passages the search
+returns, picks the one most likely to answer, and marks the short answer in it; the sentence
+holding that short answer is the answer sentence. When the reader's probability is below the
+threshold the answer says so, and the closest passage is shown as the closest match, not as an
+answer. Without a reader (the baseline `articlebot eval` compares against), the sentence that
+matches the question best in meaning and words is chosen, and no short answer is given.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bot import abstain
 from bot.answer_type import expected_type, holds_type
+from bot.reader import ABSTAIN_THRESHOLD, Reader
 from index.errors import ArticlebotError
 from index.lexical import QUESTION_WORDS, stem, words
 from index.split import Passage, Sentence
 from index.store import Hit, HybridWeights, PassageIndex
 
 MAX_QUESTION_CHARS = 1000
-# Sentences of this many of the best passages compete to be the answer (5 beat 2, 3 on SQuAD v1.1).
+# The reader reads this many of the best passages; without it, their sentences compete to be the
+# answer (5 beat 2, 3 on SQuAD v1.1).
 CANDIDATE_PASSAGES = 5
 
 
@@ -43,6 +47,8 @@ class QuotedPassage:
     lexical: float
     highlight: tuple[int, int] | None = None
     paragraph_count: int = 0
+    # The short answer inside the highlight, as characters of the passage.
+    short: tuple[int, int] | None = None
 
     @property
     def text(self) -> str:
@@ -54,15 +60,23 @@ class QuotedPassage:
 
 
 @dataclass(frozen=True)
+class ShortAnswer:
+    """The answer itself, inside the answer sentence; `start`/`end` index `Article.text`."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class AnswerSentence:
-    """The sentence that answers, where it stands in its article, and why it was picked."""
+    """The sentence that answers, where it stands in its article, and the short answer in it."""
 
     sentence: Sentence
     title: str
     date: str | None
     score: float
-    cosine: float
-    overlap: float
+    short: ShortAnswer | None = None
 
     @property
     def text(self) -> str:
@@ -104,9 +118,9 @@ class AnswerSettings:
     top_k: int = 3
     mode: str = "hybrid"
     weights: HybridWeights = field(default_factory=HybridWeights)
-    abstain_threshold: float = 0.12
-    # How a candidate sentence is scored: meaning, the question's words (stemmed and as written),
-    # holding the kind of thing asked for, and the score and rank of the passage it came from.
+    abstain_threshold: float = ABSTAIN_THRESHOLD
+    # Without a reader, how a candidate sentence is scored: meaning, the question's words (stemmed
+    # and as written), holding the kind asked for, and the score and rank of its passage.
     # Chosen on SQuAD v1.1's even-numbered articles, confirmed on the odd ones (answer-sentence
     # accuracy per article .777 with cosine and overlap alone, .793 with all of them).
     cosine_weight: float = 0.5
@@ -119,38 +133,35 @@ class AnswerSettings:
 
 @dataclass(frozen=True)
 class SentenceChoice:
-    """A candidate answer sentence, the best-ranked hit it stands in, and its scores."""
+    """The answer sentence, the hit it stands in, its score, and the short answer in it."""
 
     sentence: Sentence
     hit: Hit
-    rank: int
     score: float
-    cosine: float
-    overlap: float
-    exact: float
-    answer_type: float
+    short: ShortAnswer | None = None
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """Everything `compose_answer` decides from: hits, the best sentence, and the abstention features."""
+    """Everything `compose_answer` decides from: the hits, the answer sentence, and how sure it is."""
 
     hits: list[Hit]
     best: SentenceChoice | None
-    features: dict[str, float]
     confidence: float
     search_ms: float = 0.0
+    read_ms: float = 0.0
 
 
 def compose_answer(
     question: str,
     question_vector: np.ndarray | None,
     index: PassageIndex,
+    reader: Reader | None,
     settings: AnswerSettings = AnswerSettings(),
 ) -> Answer:
-    """Search, choose the answer sentence, decide whether it answers, and quote it."""
+    """Search, read, decide whether the best reading answers, and quote it."""
     started = time.perf_counter()
-    assessment = assess(question, question_vector, index, settings)
+    assessment = assess(question, question_vector, index, reader, settings)
     finished = time.perf_counter()
     hits, best = assessment.hits, assessment.best
     if not hits:
@@ -158,16 +169,18 @@ def compose_answer(
     answered = best is not None and assessment.confidence >= settings.abstain_threshold
     leader = hits[0] if best is None else best.hit
     chosen = [leader, *_without_near_duplicates(leader, hits, settings.top_k - 1)]
-    highlighted = best.sentence if answered and best is not None else None
-    quoted = tuple(_quote(hit, index, highlighted if hit is leader else None) for hit in chosen)
+    shown = best if answered else None
+    quoted = tuple(_quote(hit, index, shown if hit is leader else None) for hit in chosen)
     sentence = None
     if answered and best is not None:
         article = index.articles[best.sentence.article_id]
-        sentence = AnswerSentence(
-            best.sentence, article.title, article.date, best.score, best.cosine, best.overlap
-        )
-    search = assessment.search_ms
-    timings = {"search": search, "answer": round(_ms(started, finished) - search, 2)}
+        sentence = AnswerSentence(best.sentence, article.title, article.date, best.score, best.short)
+    search, read = assessment.search_ms, assessment.read_ms
+    timings = {
+        "search": search,
+        "read": read,
+        "answer": round(_ms(started, finished) - search - read, 2),
+    }
     return Answer(question, answered, sentence, quoted, assessment.confidence, timings)
 
 
@@ -175,20 +188,42 @@ def assess(
     question: str,
     question_vector: np.ndarray | None,
     index: PassageIndex,
+    reader: Reader | None,
     settings: AnswerSettings = AnswerSettings(),
 ) -> Assessment:
-    """Search, score the candidate sentences, and rate how likely the best one answers."""
+    """Search, choose the answer sentence, and rate how likely it answers the question."""
     started = time.perf_counter()
     depth = max(settings.top_k * 4, CANDIDATE_PASSAGES, 10)
     hits = index.search(question, question_vector, k=depth, mode=settings.mode, weights=settings.weights)
     searched = time.perf_counter()
     if not hits:
-        return Assessment([], None, {}, 0.0, _ms(started, searched))
+        return Assessment([], None, 0.0, _ms(started, searched))
+    if reader is not None:
+        read, confidence = _read(question, hits[:CANDIDATE_PASSAGES], index, reader)
+        return Assessment(hits, read, confidence, _ms(started, searched), _ms(searched, time.perf_counter()))
     terms = _QuestionTerms.of(question, index)
-    best = _best_sentence(terms, question_vector, hits[:CANDIDATE_PASSAGES], index, settings)
-    features = abstention_features(terms, best, hits)
-    confidence = abstain.confidence(features, dense=question_vector is not None) if best is not None else 0.0
-    return Assessment(hits, best, features, confidence, _ms(started, searched))
+    best, cosine, overlap = _best_sentence(terms, question_vector, hits[:CANDIDATE_PASSAGES], index, settings)
+    # The baseline's confidence: how well the sentence matches the question in meaning and words.
+    confidence = max(0.0, min(1.0, 0.5 * cosine + 0.5 * overlap)) if best is not None else 0.0
+    return Assessment(hits, best, confidence, _ms(started, searched))
+
+
+def _read(
+    question: str, hits: Sequence[Hit], index: PassageIndex, reader: Reader
+) -> tuple[SentenceChoice, float]:
+    """The reader's likeliest passage, the sentence holding its short answer, and its probability."""
+    readings = reader.read(question, [hit.passage.text for hit in hits])
+    rank = max(range(len(readings)), key=lambda i: readings[i].probability)
+    reading, hit = readings[rank], hits[rank]
+    start = hit.passage.start + reading.span[0]
+    end = hit.passage.start + reading.span[1]
+    sentences = [index.sentences[row] for row in index.sentence_rows(hit.passage)]
+    sentence = next((s for s in sentences if s.start <= start < s.end), sentences[0])
+    # A span that runs past its sentence is cut at the sentence's end: the answer stays one quote.
+    start, end = max(start, sentence.start), min(end, sentence.end)
+    text = index.articles[hit.passage.article_id].text
+    short = ShortAnswer(text[start:end], start, end) if end > start else None
+    return SentenceChoice(sentence, hit, reading.probability, short), reading.probability
 
 
 @dataclass(frozen=True)
@@ -198,24 +233,12 @@ class _QuestionTerms:
     written: dict[str, str]  # word as written -> its stem
     idf: dict[str, float]  # stem -> idf
     kind: str | None
-    negated: bool
-    names: tuple[str, ...]  # capitalised words after the first, lower-cased
-    numbers: tuple[str, ...]
-    length: int
 
     @classmethod
     def of(cls, question: str, index: PassageIndex) -> _QuestionTerms:
         written = {word: stem(word) for word in words(question) if word not in QUESTION_WORDS}
         idf = {term: index.lexical.idf(term) for term in written.values()}
-        negated = bool(_NEGATION.search(question))
-        names = tuple(name.lower() for name in _QUESTION_NAME.findall(question))
-        numbers = tuple(_QUESTION_NUMBER.findall(question))
-        return cls(written, idf, expected_type(question), negated, names, numbers, len(question.split()))
-
-
-_QUESTION_NAME = re.compile(r"(?<=\w )[A-Z][\w'-]+")
-_QUESTION_NUMBER = re.compile(r"\d[\d,.]*")
-_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|n't|without)\b|n't\b", re.IGNORECASE)
+        return cls(written, idf, expected_type(question))
 
 
 def _best_sentence(
@@ -224,14 +247,14 @@ def _best_sentence(
     hits: Sequence[Hit],
     index: PassageIndex,
     settings: AnswerSettings,
-) -> SentenceChoice | None:
-    """The best-scoring sentence among the hits' sentences."""
+) -> tuple[SentenceChoice | None, float, float]:
+    """The best-scoring sentence among the hits' sentences, with its cosine and word overlap."""
     rows: dict[int, tuple[int, Hit]] = {}
     for rank, hit in enumerate(hits):
         for row in index.sentence_rows(hit.passage):
             rows.setdefault(row, (rank, hit))
     if not rows:
-        return None
+        return None, 0.0, 0.0
     order = list(rows)
     sentences = [index.sentences[row] for row in order]
     if question_vector is not None:
@@ -257,16 +280,11 @@ def _best_sentence(
         - settings.rank_weight * ranks
     )
     best = int(np.argmax(scores))
-    rank, hit = rows[order[best]]
-    return SentenceChoice(
-        sentences[best],
-        hit,
-        rank,
-        float(scores[best]),
+    _, hit = rows[order[best]]
+    return (
+        SentenceChoice(sentences[best], hit, float(scores[best])),
         float(cosines[best]),
         float(overlaps[best]),
-        float(exacts[best]),
-        float(types[best]),
     )
 
 
@@ -286,76 +304,6 @@ def _idf_overlap(terms: _QuestionTerms, texts: Sequence[str]) -> tuple[np.ndarra
         exact = {term for word, term in terms.written.items() if word in text_words}
         as_written[i] = sum(terms.idf[term] for term in exact) / total
     return by_stem, as_written
-
-
-def abstention_features(
-    terms: _QuestionTerms, best: SentenceChoice | None, hits: Sequence[Hit]
-) -> dict[str, float]:
-    """What the abstention model weighs: how well the best sentence and passage match the question.
-
-    Most unanswerable questions in SQuAD v2.0 are on the article's topic, so besides similarity the
-    model looks at what of the question is missing: its rarest word not in the best sentence or
-    passage, names and numbers the passage does not hold, words none of the top passages hold.
-    """
-    top = hits[0]
-    second_dense = max((hit.dense for hit in hits[1:]), default=0.0)
-    total_idf = sum(terms.idf.values()) or 1.0
-    features = {
-        "top_dense": _finite(top.dense),
-        "top_lexical": _finite(top.lexical) / (2.5 * total_idf),
-        "dense_gap": _finite(top.dense) - _finite(second_dense),
-        "sentence_cosine": 0.0,
-        "sentence_overlap": 0.0,
-        "sentence_exact": 0.0,
-        "sentence_type": 0.0,
-        "asks_type": float(terms.kind is not None),
-        "question_terms": float(len(terms.idf)),
-        "negated": float(terms.negated),
-        "missing_idf": 0.0,
-        "passage_missing_max_idf": 0.0,
-        "passage_missing_share": 0.0,
-        "passage_missing_terms": 0.0,
-        "sentence_missing_max_idf": 0.0,
-        "top3_missing_terms": float(len(terms.idf)),
-        "names_missing": float(len(terms.names)),
-        "numbers_missing": float(len(terms.numbers)),
-        "question_words": float(terms.length),
-        "sentence_score": 0.0,
-        "top_score": _finite(top.score),
-    }
-    top3_stems: set[str] = set()
-    for hit in hits[:3]:
-        top3_stems.update(stem(word) for word in words(hit.passage.text))
-    features["top3_missing_terms"] = float(sum(1 for term in terms.idf if term not in top3_stems))
-    if best is not None:
-        passage_text = best.hit.passage.text
-        passage_stems = {stem(word) for word in words(passage_text)}
-        passage_missing = [weight for term, weight in terms.idf.items() if term not in passage_stems]
-        lowered = passage_text.lower()
-        features.update(
-            passage_missing_max_idf=max(passage_missing, default=0.0),
-            passage_missing_share=sum(passage_missing) / total_idf,
-            passage_missing_terms=float(len(passage_missing)),
-            names_missing=float(sum(1 for name in terms.names if name not in lowered)),
-            numbers_missing=float(sum(1 for number in terms.numbers if number not in passage_text)),
-            sentence_score=best.score,
-        )
-    if best is not None:
-        sentence_stems = {stem(word) for word in words(best.sentence.text)}
-        missing = [weight for term, weight in terms.idf.items() if term not in sentence_stems]
-        features.update(
-            sentence_missing_max_idf=max(missing, default=0.0),
-            sentence_cosine=best.cosine,
-            sentence_overlap=best.overlap,
-            sentence_exact=best.exact,
-            sentence_type=best.answer_type,
-            missing_idf=max(missing, default=0.0) / total_idf,
-        )
-    return features
-
-
-def _finite(value: float) -> float:
-    return 0.0 if value != value else float(value)
 
 
 def _without_near_duplicates(leader: Hit, hits: Sequence[Hit], limit: int) -> list[Hit]:
@@ -378,11 +326,14 @@ def _without_near_duplicates(leader: Hit, hits: Sequence[Hit], limit: int) -> li
     return kept
 
 
-def _quote(hit: Hit, index: PassageIndex, sentence: Sentence | None) -> QuotedPassage:
+def _quote(hit: Hit, index: PassageIndex, best: SentenceChoice | None) -> QuotedPassage:
     article = index.articles[hit.passage.article_id]
-    highlight = None
-    if sentence is not None:
-        highlight = (sentence.start - hit.passage.start, sentence.end - hit.passage.start)
+    highlight = short = None
+    if best is not None:
+        offset = hit.passage.start
+        highlight = (best.sentence.start - offset, best.sentence.end - offset)
+        if best.short is not None:
+            short = (best.short.start - offset, best.short.end - offset)
     return QuotedPassage(
         hit.passage,
         article.title,
@@ -392,6 +343,7 @@ def _quote(hit: Hit, index: PassageIndex, sentence: Sentence | None) -> QuotedPa
         hit.lexical,
         highlight,
         index.paragraph_counts.get(article.id, 0),
+        short,
     )
 
 

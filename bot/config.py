@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.reader import ABSTAIN_THRESHOLD
 from index.errors import ArticlebotError
 from index.split import SplitSettings
 from index.store import SEARCH_MODES
@@ -56,7 +57,7 @@ class Config:
     mode: str = "hybrid"
     dense_weight: float = 0.7
     lexical_weight: float = 0.3
-    abstain_threshold: float = 0.12
+    abstain_threshold: float = ABSTAIN_THRESHOLD
     device: str = "cpu"
     # Questions: the torch-free encoder of the same model, or sentence-transformers itself.
     query_encoder: str = "fast"

@@ -10,6 +10,8 @@ from functools import cached_property
 
 from bot.answer import Answer, AnswerSettings, compose_answer, normalize_question
 from bot.config import Config
+from bot.reader import Reader
+from bot.spelling import SpellingCorrector
 from index.articles import Article, load_articles
 from index.embed import Embedder, SentenceTransformerEmbedder
 from index.store import (
@@ -21,6 +23,9 @@ from index.store import (
     index_is_current,
     load_index,
 )
+
+# A long article takes seconds to split into sentences: say so in a log.
+LONG_ARTICLE_CHARS = 200_000
 
 
 def _stderr(message: str) -> None:
@@ -61,6 +66,8 @@ class AnswerEngine:
         )
         self.status = status
         self._index: PassageIndex | None = None
+        self.reader = Reader()
+        self._corrector: tuple[PassageIndex, SpellingCorrector] | None = None
 
     @property
     def settings(self) -> AnswerSettings:
@@ -74,7 +81,11 @@ class AnswerEngine:
 
     @cached_property
     def articles(self) -> list[Article]:
-        return load_articles(self.config.articles)
+        return load_articles(
+            self.config.articles,
+            max_bytes=int(self.config.max_article_mb * 1_000_000),
+            on_skip=lambda message: self.status(f"articlebot: {message}"),
+        )
 
     @property
     def index(self) -> PassageIndex:
@@ -104,7 +115,24 @@ class AnswerEngine:
             rebuild=rebuild,
             progress=progress,
             ann_threshold=self.config.ann_threshold,
+            on_wait=lambda message: self.status(f"articlebot: {message}"),
+            on_article=None if progress else self._report_splitting(),
         )
+        return report
+
+    def _report_splitting(self) -> Callable[[Article], None]:
+        """Plain progress lines for a log (no bar is drawn when standard error is not a terminal):
+        every long article, and every hundredth."""
+        count = 0
+
+        def report(article: Article) -> None:
+            nonlocal count
+            count += 1
+            if len(article.text) >= LONG_ARTICLE_CHARS or count % 100 == 0:
+                self.status(
+                    f"articlebot: splitting article {count}, {article.id} ({len(article.text):,} characters)"
+                )
+
         return report
 
     def ask(self, question: str, top_k: int | None = None) -> Answer:
@@ -115,9 +143,19 @@ class AnswerEngine:
         if top_k is not None:
             settings = dataclasses.replace(settings, top_k=top_k)
         started = time.perf_counter()
-        vector = None if settings.mode == "lexical" else self.query_encoder.encode([question])[0]
+        # Typos mended for searching and reading; the answer still shows the question as asked.
+        mended = self._spelling(index).correct(question)
+        vector = None if settings.mode == "lexical" else self.query_encoder.encode([mended])[0]
         encoded = time.perf_counter()
-        answer = compose_answer(question, vector, index, settings)
+        answer = compose_answer(mended, vector, index, self.reader, settings)
+        answer = dataclasses.replace(answer, question=question)
         answer.timings_ms["encode"] = round((encoded - started) * 1000, 2)
         answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
         return answer
+
+    def _spelling(self, index: PassageIndex) -> SpellingCorrector:
+        """The corrector for this index's articles, made once per index."""
+        if self._corrector is None or self._corrector[0] is not index:
+            texts = (article.text for article in index.articles.values())
+            self._corrector = (index, SpellingCorrector(texts))
+        return self._corrector[1]

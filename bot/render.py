@@ -12,6 +12,7 @@ from bot.answer import Answer, QuotedPassage
 NO_ANSWER = "The article does not seem to answer that."
 NOTHING_INDEXED = "There is nothing indexed to answer from."
 HIGHLIGHT_STYLE = "bold yellow"
+SHORT_STYLE = "bold green"
 WIDTH = 92
 TITLE_CHARS = 48
 
@@ -40,7 +41,7 @@ def render_rich(answer: Answer, *, marks: bool = False, width: int = WIDTH) -> G
     if answer.answered and answer.sentence is not None:
         paragraph = answer.sentence.sentence.paragraph
         parts += [
-            Text(answer.sentence.text, style="bold"),
+            answer_line(answer, marks=marks),
             Text(),
             quote(best, marks=marks, paragraph=paragraph, width=width),
         ]
@@ -51,6 +52,19 @@ def render_rich(answer: Answer, *, marks: bool = False, width: int = WIDTH) -> G
         parts += [Text(NO_ANSWER, style="bold"), Text("Closest match (not an answer):", style="dim")]
         parts.append(quote(best, marks=marks, width=width))
     return Group(*parts)
+
+
+def answer_line(answer: Answer, *, marks: bool = False) -> Text:
+    """The answer sentence in bold, the short answer in it coloured (or between ** without colour)."""
+    assert answer.sentence is not None
+    text = Text(style="bold")
+    sentence, short = answer.sentence, answer.sentence.short
+    if short is None:
+        return text.append(sentence.text)
+    start, end = short.start - sentence.sentence.start, short.end - sentence.sentence.start
+    text.append(sentence.text[:start])
+    text.append(f"**{short.text}**" if marks else short.text, style=SHORT_STYLE)
+    return text.append(sentence.text[end:])
 
 
 def render_text(answer: Answer) -> str:
@@ -70,9 +84,16 @@ def quote(
         text.append(quoted.text)
     else:
         start, end = quoted.highlight
-        sentence = quoted.text[start:end]
         text.append(quoted.text[:start])
-        text.append(f"»{sentence}«" if marks else sentence, style=HIGHLIGHT_STYLE)
+        text.append("»" if marks else "", style=HIGHLIGHT_STYLE)
+        if quoted.short is None:
+            text.append(quoted.text[start:end], style=HIGHLIGHT_STYLE)
+        else:
+            short_start, short_end = quoted.short
+            text.append(quoted.text[start:short_start], style=HIGHLIGHT_STYLE)
+            text.append(quoted.text[short_start:short_end], style=SHORT_STYLE)
+            text.append(quoted.text[short_end:end], style=HIGHLIGHT_STYLE)
+        text.append("«" if marks else "", style=HIGHLIGHT_STYLE)
         text.append(quoted.text[end:])
     lines = text.wrap(Console(width=width), width - 2)
     body = Text()
@@ -102,6 +123,9 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         if sentence is None
         else {
             "sentence": sentence.text,
+            "short": None
+            if sentence.short is None
+            else {"text": sentence.short.text, "start": sentence.short.start, "end": sentence.short.end},
             "article": sentence.sentence.article_id,
             "title": sentence.title,
             "date": sentence.date,

@@ -70,11 +70,11 @@ class NumpyMiniLMEncoder:
         return tokenizer
 
     @cached_property
-    def _weights(self) -> _Weights:
+    def _weights(self) -> BertWeights:
         from safetensors.numpy import load_file
 
         config = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
-        return _Weights(load_file(str(self.path / "model.safetensors")), config)
+        return BertWeights(load_file(str(self.path / "model.safetensors")), config)
 
     def load(self) -> NumpyMiniLMEncoder:
         """Read the weights and tokenizer now rather than on the first question."""
@@ -115,7 +115,7 @@ class NumpyMiniLMEncoder:
         return np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-class _Weights:
+class BertWeights:
     """BertModel weights laid out for numpy matrix products, and the forward pass over them."""
 
     def __init__(self, tensors: dict[str, np.ndarray], config: dict[str, Any]) -> None:

@@ -1,13 +1,10 @@
-"""The pieces the answer step is scored by: answer types, irregular verbs, the abstention model."""
+"""The pieces the answer step is scored by: answer types and irregular verbs (the baseline without a
+reader), and the reader's confidence against the threshold."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from bot.abstain import MODEL_PATH, AbstentionModel, shipped_model
-from bot.answer import assess
 from bot.answer_type import expected_type, holds_type
 from bot.engine import AnswerEngine
 from index.lexical import stem, tokenize
@@ -43,36 +40,6 @@ def test_irregular_past_forms_meet_their_base_form() -> None:
     # Words that are also common nouns or adjectives keep their own stem.
     assert stem("found") != stem("find")
     assert tokenize(["Nagorno-Karabakh's 44 days"]) == [["nagorno", "karabakh", "44", "day"]]
-
-
-@pytest.mark.slow
-def test_the_shipped_model_names_exactly_the_features_the_answer_step_computes(engine: AnswerEngine) -> None:
-    model = shipped_model()
-    assert model is not None, f"{MODEL_PATH} is missing: run scripts/fit_abstention.py"
-    stored = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-    assert stored["cross_validation"]["grouped_by"] == "article"
-    question = "who was fired?"
-    assessment = assess(question, engine.embedder.encode([question])[0], engine.index, engine.settings)
-    assert set(model.features) <= set(assessment.features)
-    assert 0.0 < assessment.confidence < 1.0
-
-
-def test_the_logistic_is_monotone_in_a_positively_weighted_feature() -> None:
-    model = AbstentionModel.from_json(
-        {
-            "features": ["a", "b"],
-            "mean": [0, 0],
-            "scale": [1, 2],
-            "coef": [1.5, -1.0],
-            "intercept": 0.0,
-            "threshold": 0.5,
-        }
-    )
-    low = model.probability({"a": 0.0, "b": 0.0})
-    high = model.probability({"a": 1.0, "b": 0.0})
-    assert low == pytest.approx(0.5)
-    assert high > low
-    assert model.probability({"a": 0.0, "b": 2.0}) == pytest.approx(1 / (1 + 2.718281828459045**1.0))
 
 
 @pytest.mark.slow

@@ -12,12 +12,14 @@ import pexpect
 import pytest
 
 from bot.cli import main
-from bot.config import Config
+from bot.config import BUNDLED_ARTICLES, Config
 from bot.engine import AnswerEngine
+from index.articles import parse_article
 
 pytestmark = pytest.mark.slow
 
 ARTICLEBOT = Path(sys.executable).parent / "articlebot"
+BUNDLED = BUNDLED_ARTICLES / "armenia-2021-03-01.txt"
 
 
 def run(
@@ -43,7 +45,8 @@ def test_ask_prints_the_answer_highlighted_in_its_passage(index_args: list[str])
     result = run("ask", "who was fired?", *index_args)
     assert result.returncode == 0, result.stderr
     first_block = " ".join(result.stdout.split("\n\n")[0].split())
-    assert "immediately fired Onik Gasparian" in first_block
+    # The short answer inside the answer sentence is marked ** where there is no colour.
+    assert "immediately fired **Onik Gasparian**, the chief" in first_block
     assert "»Pashinian said the move amounted to" in result.stdout
     flat = " ".join(result.stdout.split())
     assert "2021-03-01 · paragraph 7 of 13" in flat
@@ -66,8 +69,14 @@ def test_ask_json_is_exactly_one_object_of_the_documented_shape(index_args: list
     assert payload["question"] == "who was fired?"
     assert payload["answered"] is True
     answer = payload["answer"]
-    assert set(answer) == {"sentence", "article", "title", "date", "paragraph"}
+    assert set(answer) == {"sentence", "short", "article", "title", "date", "paragraph"}
     assert "Onik Gasparian" in answer["sentence"]
+    # The short answer's offsets index the article body, like a passage's start and end.
+    short = answer["short"]
+    assert short["text"] == "Onik Gasparian"
+    body = parse_article(BUNDLED.read_text(encoding="utf-8"), path="", article_id="").text
+    assert body[short["start"] : short["end"]] == short["text"]
+    assert short["text"] in answer["sentence"]
     assert (answer["article"], answer["date"], answer["paragraph"]) == ("armenia-2021-03-01", "2021-03-01", 7)
     assert payload["passages"]
     for passage in payload["passages"]:
@@ -81,7 +90,7 @@ def test_ask_json_is_exactly_one_object_of_the_documented_shape(index_args: list
 
 
 def test_ask_json_reads_one_question_per_line_from_stdin(index_args: list[str]) -> None:
-    questions = "who was fired?\n\nWhat is the capital of France?\nwho refused to sign the order?\n"
+    questions = "who was fired?\nWhat is the capital of France?\nwho refused to sign the order?\n"
     result = run("ask", "--json", "-", *index_args, stdin=questions)
     assert result.returncode == 0, result.stderr
     objects = [json.loads(line) for line in result.stdout.splitlines()]
@@ -92,6 +101,36 @@ def test_ask_json_reads_one_question_per_line_from_stdin(index_args: list[str]) 
     ]
     assert [o["answered"] for o in objects] == [True, False, True]
     assert objects[1]["answer"] is None and objects[1]["passages"]
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C", "POSIX"])
+def test_a_batch_answers_every_line_in_order_whatever_the_locale(index_args: list[str], locale: str) -> None:
+    """Blank, undecodable and over-long lines each get an error object in their place; the batch
+    goes on, and non-ASCII questions come back intact."""
+    lines = [
+        b"who was fired?",
+        b"",
+        b"who was \xff\xfe fired?",
+        ("why " * 300).encode(),
+        "кто был уволен — who was fired?".encode(),
+    ]
+    result = subprocess.run(
+        [str(ARTICLEBOT), "ask", "--json", "-", *index_args],
+        input=b"\n".join(lines) + b"\n",
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "LC_ALL": locale, "LANG": locale, "PYTHONIOENCODING": ""},
+    )
+    assert result.returncode == 1, result.stderr.decode()
+    assert b"Traceback" not in result.stderr
+    objects = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+    assert len(objects) == len(lines)
+    assert [("error" in o) for o in objects] == [False, True, True, True, False]
+    assert objects[0]["answered"] and objects[4]["question"] == "кто был уволен — who was fired?"
+    assert "ask a question" in objects[1]["error"]
+    assert objects[2]["error"] == "the line is not valid UTF-8"
+    assert objects[2]["question"].startswith("who was ")
+    assert "at most 1,000" in objects[3]["error"]
 
 
 def test_json_mode_keeps_status_off_stdout_when_it_builds_the_index(tmp_path: Path) -> None:

@@ -15,12 +15,15 @@ from bot.evaluation.metrics import (
     answered_rates,
     auroc,
     contains_answer,
+    exact_match,
     first_hit_rank,
     hit_at,
     mrr_at,
     normalize_answer,
+    token_f1,
 )
 from bot.evaluation.squad import SquadFormatError, load_squad
+from bot.reader import Reader
 from index.embed import SentenceTransformerEmbedder
 from index.split import SplitSettings
 
@@ -37,6 +40,31 @@ def test_an_answer_is_found_as_whole_words_only() -> None:
     assert contains_answer("Won by the Denver Broncos.", ["denver broncos", "Carolina"])
     assert not contains_answer("It was built in the 1990s.", ["1990"])
     assert not contains_answer("Nothing here.", ["Paris", ""])
+
+
+def test_exact_match_and_f1_are_the_official_scripts() -> None:
+    assert exact_match("the Denver Broncos", ["Denver Broncos", "Broncos"]) == 1.0
+    assert exact_match("Denver", ["Denver Broncos"]) == 0.0
+    # Precision 1/1, recall 1/2: F1 2/3; the best gold answer counts.
+    assert token_f1("Denver", ["Denver Broncos", "Carolina"]) == pytest.approx(2 / 3)
+    assert token_f1("Broncos", ["Denver Broncos", "Broncos"]) == 1.0
+    assert token_f1("Carolina Panthers", ["Denver Broncos"]) == 0.0
+    assert token_f1("", ["Denver"]) == 0.0
+    # Repeated words count as often as both sides hold them.
+    assert token_f1("the the cat cat", ["cat"]) == pytest.approx(2 * 0.5 * 1 / 1.5)
+
+
+def test_a_sample_spreads_over_every_article() -> None:
+    from bot.evaluation.squad import SquadArticle, SquadQuestion
+
+    squad = [
+        SquadArticle(f"a{a}", ("p",), tuple(SquadQuestion(f"{a}-{q}", "q?", ("x",), 0) for q in range(10)))
+        for a in range(4)
+    ]
+    chosen = harness.select_questions(squad, None, sample=8)
+    assert [len(group) for group in chosen] == [2, 2, 2, 2]
+    assert [len(group) for group in harness.select_questions(squad, 3)] == [3, 0, 0, 0]
+    assert sum(len(g) for g in harness.select_questions(squad, None, sample=100)) == 40
 
 
 def test_hit_at_k_and_mrr_count_the_first_hit() -> None:
@@ -155,22 +183,34 @@ def test_the_harness_answers_a_small_squad_file_with_the_real_model(
     questions = harness.select_questions(squad, None)
     asked = [q for group in questions for q in group]
     vectors = dict(zip([q.id for q in asked], embedder.encode([q.text for q in asked]), strict=True))
+    outcomes: list[dict[str, object]] = []
     results = harness.evaluate(
-        corpus, questions, vectors, AnswerSettings(), ["per-article", "pooled"], ["hybrid", "lexical"]
+        corpus,
+        questions,
+        vectors,
+        AnswerSettings(),
+        ["per-article", "pooled"],
+        ["hybrid", "lexical"],
+        [Reader().load(), None],
+        outcomes_out=outcomes,
     )
-    assert [(r.setting, r.mode) for r in results] == [
-        ("per-article", "hybrid"),
-        ("per-article", "lexical"),
-        ("pooled", "hybrid"),
-        ("pooled", "lexical"),
+    assert [(r.setting, r.mode, r.reader) for r in results] == [
+        (setting, mode, reader)
+        for setting in ("per-article", "pooled")
+        for mode in ("hybrid", "lexical")
+        for reader in (True, False)
     ]
     for result in results:
         assert (result.questions, result.answerable) == (5, 4)
         assert result.hit5 == 1.0  # every answer is within a tiny index's five passages
         assert result.hit1 >= 0.75
         assert result.auroc is not None
-    hybrid = results[0]
-    assert hybrid.sentence_accuracy >= 0.75
+    read, baseline = results[0], results[1]
+    assert read.sentence_accuracy >= 0.75 and baseline.sentence_accuracy >= 0.75
+    # The reader's short answers match the gold ones far better than whole sentences do.
+    assert read.f1 >= 0.75 and read.f1 > baseline.f1 and baseline.exact == 0.0
+    assert len(outcomes) == 5 * len(results)
+    assert {o["answerable"] for o in outcomes} == {True, False}
 
 
 @pytest.mark.slow
@@ -182,7 +222,7 @@ def test_the_eval_command_prints_a_table_and_json(tmp_path: Path, capsys: pytest
     )
     table = capsys.readouterr().out
     assert status == 0
-    assert "per-article" in table and "hit@1" in table and "AUROC" in table
+    assert "per-article" in table and "hit@1" in table and "AUROC" in table and "F1" in table
     assert list(cache.glob("*.npy")), "the embedding cache was not written"
     status = main(
         ["eval", str(path), "--limit", "3", "--mode", "lexical", "--json", "--cache-dir", str(cache)]
@@ -190,9 +230,11 @@ def test_the_eval_command_prints_a_table_and_json(tmp_path: Path, capsys: pytest
     report = json.loads(capsys.readouterr().out)
     assert status == 0
     assert report["questions"] == 3
-    assert {(r["setting"], r["mode"]) for r in report["results"]} == {
-        ("per-article", "lexical"),
-        ("pooled", "lexical"),
+    assert {(r["setting"], r["mode"], r["reader"]) for r in report["results"]} == {
+        ("per-article", "lexical", True),
+        ("per-article", "lexical", False),
+        ("pooled", "lexical", True),
+        ("pooled", "lexical", False),
     }
 
 

@@ -41,7 +41,7 @@ def _answer(text: str, sentence: tuple[int, int] | None, article_id: str = "news
     if sentence is not None:
         start, end = sentence
         s = Sentence(article_id, 1, 3, 100 + start, 100 + end, text[start:end])
-        answer_sentence = AnswerSentence(s, quoted.title, quoted.date, 0.9, 0.8, 0.7)
+        answer_sentence = AnswerSentence(s, quoted.title, quoted.date, 0.9)
     return Answer("q", sentence is not None, answer_sentence, (quoted,), 0.9)
 
 
@@ -128,7 +128,7 @@ def test_callback_data_is_short_deterministic_and_parses_back() -> None:
     assert isinstance(request, OtherPassagesRequest) and len(request.passage_refs) == 5
     refs = PassageRefs(ids)
     assert [refs.resolve(ref) for ref in request.passage_refs] == ids[:5]
-    for junk in (None, "", "ctx:", "ctx:abc:x", "oth:", "zzz:1"):
+    for junk in (None, "", "ctx:", "ctx:abc:x", "oth:", "zzz:1", "ctx:abc:²", "ctx:abc:٣", "ctx:abc:-1"):
         assert parse_callback_data(junk) is None
 
 

@@ -1,4 +1,5 @@
-"""`articlebot eval FILE`: passage hit@k, MRR, answer-sentence accuracy and abstention on SQuAD."""
+"""`articlebot eval FILE`: passage hit@k, MRR, answer sentence, short answer and abstention on SQuAD,
+with and without the reader."""
 
 from __future__ import annotations
 
@@ -30,8 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", choices=MODE_CHOICES, action="append", help="retrieval mode to measure; default every mode"
     )
+    parser.add_argument(
+        "--reader",
+        choices=("on", "off"),
+        action="append",
+        help="answer with the reader, or without it (the baseline); default both, side by side",
+    )
     parser.add_argument("--limit", metavar="N", type=int, help="ask only the file's first N questions")
+    parser.add_argument(
+        "--sample", metavar="N", type=int, help="ask N questions spread evenly over the file's articles"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument(
+        "--outcomes", metavar="PATH", help="write every question's outcome here, one JSON object a line"
+    )
     parser.add_argument(
         "--passages",
         choices=("configured", "paragraphs"),
@@ -46,9 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config) -> int:
     from bot.evaluation.squad import load_squad
 
-    if args.limit is not None and args.limit < 1:
-        print("articlebot: error: --limit must be at least 1", file=sys.stderr)
-        return 2
+    for name in ("limit", "sample"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            print(f"articlebot: error: --{name} must be at least 1", file=sys.stderr)
+            return 2
     squad = load_squad(Path(args.file).expanduser())
     figures, meta = measure(squad, config, args)
     if args.json:
@@ -76,7 +90,7 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
     embedder: Embedder = SentenceTransformerEmbedder(config.device)
     if args.cache_dir:
         embedder = harness.CachingEmbedder(embedder, Path(args.cache_dir).expanduser())
-    questions = harness.select_questions(squad, args.limit)
+    questions = harness.select_questions(squad, args.limit, args.sample)
     # Per-article needs only the articles asked about; pooled needs every paragraph of the file.
     needed = len(squad) if "pooled" in settings_names else max(i for i, q in enumerate(questions) if q) + 1
     stderr = Console(stderr=True)
@@ -84,8 +98,11 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
         corpus = harness.prepare(squad[:needed], embedder, split)
         asked = [q for group in questions for q in group]
         vectors = dict(zip([q.id for q in asked], embedder.encode([q.text for q in asked]), strict=True))
-    base = AnswerEngine(config, embedder=embedder).settings
-    total = len(asked) * len(settings_names) * len(modes)
+    engine = AnswerEngine(config, embedder=embedder)
+    base = engine.settings
+    readers = [engine.reader.load() if choice == "on" else None for choice in args.reader or ("on", "off")]
+    total = len(asked) * len(settings_names) * len(modes) * len(readers)
+    outcomes: list[dict[str, Any]] | None = [] if args.outcomes else None
     with Progress(
         TextColumn("articlebot: asking"),
         BarColumn(),
@@ -102,8 +119,13 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
             base,
             settings_names,
             modes,
+            readers,
             tick=lambda done: progress.advance(task, done),
+            outcomes_out=outcomes,
         )
+    if args.outcomes and outcomes is not None:
+        lines = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes)
+        Path(args.outcomes).expanduser().write_text(lines, encoding="utf-8")
     meta = {
         "file": str(args.file),
         "questions": len(asked),
@@ -112,6 +134,7 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
         "passage_count": sum(len(group) for group in corpus.passages),
         "weights": {"dense": base.weights.dense, "lexical": base.weights.lexical},
         "abstain_threshold": base.abstain_threshold,
+        "baseline_threshold": harness.BASELINE_THRESHOLD,
         "seconds": round(time.perf_counter() - started, 1),
     }
     return figures, meta
@@ -120,13 +143,14 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
 def render_table(figures: list[Result], meta: dict[str, Any]) -> str:
     """A plain-text table, one row per setting and mode."""
     abstention = any(r.auroc is not None for r in figures)
-    header = ["setting", "mode", "hit@1", "hit@3", "hit@5", "MRR@10", "sentence"]
+    header = ["setting", "mode", "reader", "hit@1", "hit@3", "hit@5", "MRR@10", "sentence", "EM", "F1"]
     if abstention:
         header += ["AUROC", "acc", "prec", "recall"]
     header.append("seconds")
     rows = []
     for r in figures:
-        row = [r.setting, r.mode, *(_f(v) for v in (r.hit1, r.hit3, r.hit5, r.mrr10, r.sentence_accuracy))]
+        figures_ = (r.hit1, r.hit3, r.hit5, r.mrr10, r.sentence_accuracy, r.exact, r.f1)
+        row = [r.setting, r.mode, "on" if r.reader else "off", *(_f(v) for v in figures_)]
         if abstention:
             row += [_f(v) for v in (r.auroc, r.answered_accuracy, r.answered_precision, r.answered_recall)]
         row.append(f"{r.seconds:.0f}")
@@ -134,15 +158,16 @@ def render_table(figures: list[Result], meta: dict[str, Any]) -> str:
     widths = [max(len(str(cells[i])) for cells in [header, *rows]) for i in range(len(header))]
     lines = [
         f"{meta['file']}: {meta['questions']:,} questions over {meta['articles']} articles, "
-        f"{meta['passage_count']:,} passages; abstain below {meta['abstain_threshold']:.2f}",
+        f"{meta['passage_count']:,} passages; abstain below {meta['abstain_threshold']:.2f} "
+        f"(without the reader: {meta['baseline_threshold']:.2f})",
         "  ".join(
-            h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
+            h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
         ),
     ]
     for row in rows:
         lines.append(
             "  ".join(
-                c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
             )
         )
     lines.append(f"({meta['seconds']:.0f} s in all)")

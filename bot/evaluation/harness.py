@@ -7,17 +7,28 @@ is embedded once and shared by both settings and every retrieval mode.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bot.answer import AnswerSettings, Assessment, assess
-from bot.evaluation.metrics import answered_rates, auroc, contains_answer, first_hit_rank, hit_at, mrr_at
+from bot.evaluation.metrics import (
+    answered_rates,
+    auroc,
+    contains_answer,
+    exact_match,
+    first_hit_rank,
+    hit_at,
+    mrr_at,
+    token_f1,
+)
 from bot.evaluation.squad import SquadArticle, SquadQuestion
+from bot.reader import Reader
 from index.articles import Article
 from index.embed import Embedder
 from index.lexical import LexicalIndex
@@ -25,6 +36,8 @@ from index.split import Passage, Sentence, SplitSettings, split_article
 from index.store import PassageIndex
 
 SETTINGS = ("per-article", "pooled")
+# Without the reader, abstain below this cosine-and-overlap mean (the pre-reader fallback's scale).
+BASELINE_THRESHOLD = 0.3
 RANK_DEPTH = 10
 
 
@@ -36,7 +49,9 @@ class Outcome:
     rank: int | None  # 1-based rank of the first passage holding a gold answer, within RANK_DEPTH
     sentence_correct: bool
     confidence: float
-    features: dict[str, float] = field(default_factory=dict)
+    # The short answer (the sentence, without a reader) scored as the official SQuAD script does.
+    exact: float = 0.0
+    f1: float = 0.0
 
 
 @dataclass
@@ -45,6 +60,7 @@ class Result:
 
     setting: str
     mode: str
+    reader: bool
     questions: int
     answerable: int
     hit1: float
@@ -52,6 +68,8 @@ class Result:
     hit5: float
     mrr10: float
     sentence_accuracy: float
+    exact: float
+    f1: float
     auroc: float | None
     answered_accuracy: float | None
     answered_precision: float | None
@@ -113,10 +131,18 @@ def prepare(
     )
 
 
-def select_questions(squad: Sequence[SquadArticle], limit: int | None) -> list[list[SquadQuestion]]:
-    """Each article's questions, cut to the first `limit` questions of the file."""
+def select_questions(
+    squad: Sequence[SquadArticle], limit: int | None, sample: int | None = None
+) -> list[list[SquadQuestion]]:
+    """Each article's questions: the file's first `limit`, or `sample` spread evenly over the file."""
+    total = sum(len(a.questions) for a in squad)
+    if sample is not None and sample < total:
+        # Every k-th question of the file, so every article is asked about in proportion.
+        keep = {round(i * total / sample) for i in range(sample)}
+        numbered = iter(range(total))
+        return [[q for q in article.questions if next(numbered) in keep] for article in squad]
     chosen: list[list[SquadQuestion]] = []
-    left = limit if limit is not None else sum(len(a.questions) for a in squad)
+    left = limit if limit is not None else total
     for article in squad:
         take = list(article.questions[: max(0, left)])
         left -= len(take)
@@ -130,14 +156,16 @@ def run_setting(
     questions: Sequence[Sequence[SquadQuestion]],
     vectors: dict[str, np.ndarray],
     settings: AnswerSettings,
+    reader: Reader | None,
     tick: Callable[[int], None] = lambda done: None,
 ) -> list[Outcome]:
-    """Ask every question in one setting with `settings` (its mode included)."""
+    """Ask every question in one setting with `settings` (its mode included), read or not."""
     outcomes: list[Outcome] = []
     for index, asked in _indexes(setting, corpus, questions):
         for question in asked:
             vector = None if settings.mode == "lexical" else vectors[question.id]
-            outcomes.append(score_question(question, assess(question.text, vector, index, settings)))
+            assessment = assess(question.text, vector, index, reader, settings)
+            outcomes.append(score_question(question, assessment))
         tick(len(asked))
     return outcomes
 
@@ -150,12 +178,19 @@ def score_question(question: SquadQuestion, assessment: Assessment) -> Outcome:
     )
     best = assessment.best
     correct = best is not None and contains_answer(best.sentence.text, answers)
-    features = {k: v for k, v in assessment.features.items() if not k.startswith("_")}
-    return Outcome(question, rank if answers else None, correct, assessment.confidence, features)
+    predicted = "" if best is None else best.short.text if best.short else best.sentence.text
+    return Outcome(
+        question,
+        rank if answers else None,
+        correct,
+        assessment.confidence,
+        exact_match(predicted, answers) if answers else 0.0,
+        token_f1(predicted, answers) if answers else 0.0,
+    )
 
 
 def summarise(
-    setting: str, mode: str, outcomes: Sequence[Outcome], threshold: float, seconds: float
+    setting: str, mode: str, reader: bool, outcomes: Sequence[Outcome], threshold: float, seconds: float
 ) -> Result:
     answerable = [o for o in outcomes if o.question.answerable]
     ranks = [o.rank for o in answerable]
@@ -167,9 +202,11 @@ def summarise(
         if has_negatives
         else None
     )
+    share = len(answerable) or 1
     return Result(
         setting=setting,
         mode=mode,
+        reader=reader,
         questions=len(outcomes),
         answerable=len(answerable),
         hit1=hit_at(ranks, 1),
@@ -179,6 +216,8 @@ def summarise(
         sentence_accuracy=sum(o.sentence_correct for o in answerable) / len(answerable)
         if answerable
         else float("nan"),
+        exact=sum(o.exact for o in answerable) / share,
+        f1=sum(o.f1 for o in answerable) / share,
         auroc=auroc([o.confidence for o in outcomes], [o.question.answerable for o in outcomes])
         if has_negatives
         else None,
@@ -196,18 +235,53 @@ def evaluate(
     base: AnswerSettings,
     settings_names: Sequence[str],
     modes: Sequence[str],
+    readers: Sequence[Reader | None],
     tick: Callable[[int], None] = lambda done: None,
+    outcomes_out: list[dict[str, object]] | None = None,
 ) -> list[Result]:
-    """Every setting and mode asked, summarised."""
+    """Every setting and mode asked with each reader (None: without one), summarised; each question's
+    outcome is appended to `outcomes_out` when given."""
     results = []
+    article_of = {q.id: row for row, group in enumerate(questions) for q in group}
     for setting in settings_names:
         for mode in modes:
-            started = time.perf_counter()
-            answer_settings = AnswerSettings(**{**base.__dict__, "mode": mode})
-            outcomes = run_setting(setting, corpus, questions, vectors, answer_settings, tick)
-            results.append(
-                summarise(setting, mode, outcomes, base.abstain_threshold, time.perf_counter() - started)
-            )
+            for reader in readers:
+                started = time.perf_counter()
+                answer_settings = dataclasses.replace(base, mode=mode)
+                if reader is None:
+                    # The baseline's confidence is a cosine-and-overlap mean, not a probability.
+                    answer_settings = dataclasses.replace(
+                        answer_settings, abstain_threshold=BASELINE_THRESHOLD
+                    )
+                outcomes = run_setting(setting, corpus, questions, vectors, answer_settings, reader, tick)
+                seconds = time.perf_counter() - started
+                if outcomes_out is not None:
+                    outcomes_out.extend(
+                        {
+                            "setting": setting,
+                            "mode": mode,
+                            "reader": reader is not None,
+                            "id": o.question.id,
+                            "article": article_of[o.question.id],
+                            "answerable": o.question.answerable,
+                            "confidence": o.confidence,
+                            "rank": o.rank,
+                            "sentence_correct": o.sentence_correct,
+                            "exact": o.exact,
+                            "f1": o.f1,
+                        }
+                        for o in outcomes
+                    )
+                results.append(
+                    summarise(
+                        setting,
+                        mode,
+                        reader is not None,
+                        outcomes,
+                        answer_settings.abstain_threshold,
+                        seconds,
+                    )
+                )
     return results
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -22,6 +23,25 @@ def contains_answer(text: str, answers: Iterable[str]) -> bool:
     """True when a normalised gold answer occurs in the normalised text as whole words."""
     padded = f" {normalize_answer(text)} "
     return any(f" {gold} " in padded for gold in (normalize_answer(a) for a in answers) if gold)
+
+
+def exact_match(prediction: str, answers: Iterable[str]) -> float:
+    """1.0 when the prediction equals a gold answer after normalisation (the official script)."""
+    predicted = normalize_answer(prediction)
+    return float(any(predicted == normalize_answer(gold) for gold in answers))
+
+
+def token_f1(prediction: str, answers: Iterable[str]) -> float:
+    """The best word-overlap F1 against the gold answers, as the official SQuAD script counts it."""
+    predicted = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in answers:
+        truth = normalize_answer(gold).split()
+        common = sum((Counter(predicted) & Counter(truth)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(truth)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
 
 
 def first_hit_rank(hits: Sequence[bool]) -> int | None:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.answer import Answer, QuotedPassage
+from bot.answer import Answer, AnswerSentence, QuotedPassage
 
 # Telegram counts a message's length after entity parsing, in UTF-16 code units.
 MAX_MESSAGE_LENGTH = 4096
@@ -50,9 +50,18 @@ def format_answer(answer: Answer) -> str:
     leader = answer.passages[0]
     if answer.answered and answer.sentence is not None:
         source = source_line(leader.title, leader.date, answer.sentence.sentence.paragraph)
-        sentence = html.escape(answer.sentence.text)
-        return f"<b>{sentence}</b>\n\n{quote(leader.text, leader.highlight)}\n{source}"
+        return f"{answer_html(answer.sentence)}\n\n{quote(leader.text, leader.highlight)}\n{source}"
     return "\n\n".join([html.escape(NO_ANSWER), "Closest match:\n" + format_passage(leader)])
+
+
+def answer_html(sentence: AnswerSentence) -> str:
+    """The answer sentence, its short answer in bold (the whole sentence when there is none)."""
+    if sentence.short is None:
+        return f"<b>{html.escape(sentence.text)}</b>"
+    start = sentence.short.start - sentence.sentence.start
+    end = sentence.short.end - sentence.sentence.start
+    text = sentence.text
+    return f"{html.escape(text[:start])}<b>{html.escape(text[start:end])}</b>{html.escape(text[end:])}"
 
 
 def format_passage(passage: QuotedPassage) -> str:

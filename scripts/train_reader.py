@@ -1,0 +1,477 @@
+"""Train the answer reader from all-MiniLM-L6-v2 on the SQuAD v1.1 training set.
+
+The reader reads `[CLS] question [SEP] passage [SEP]` (bot/reader_format.py) and gives
+  (a) the probability that the passage answers the question (a head on [CLS]), and
+  (b) where the short answer starts and ends in the passage (a head on every token).
+
+Passages are cut exactly as the index cuts articles (index.split, 4 sentences / 120 words, stride 2),
+so the reader trains on what it will read. Examples, from the training set only:
+  answers      the question with a passage that holds its answer span;
+  hard "no"    the question with the passage of its own article that BM25 ranks highest among those
+               that do not contain the answer text (what the retriever puts next to the right one);
+  altered "no" the question with a name or number swapped for another from the same article that its
+               own passage does not contain (SQuAD 2.0's commonest unanswerable kind), with its passage;
+  far "no"     the question with a random passage of another article.
+Questions are lightly garbled in a share of examples (a dropped or swapped letter, doubled "?") so
+that a typo does not turn a clear question into "not in the article".
+
+The word embeddings stay frozen: the shipped file leaves them out and the bot takes them from the
+installed base model, which keeps the weights file under 25 MB in fp16.
+
+    python scripts/train_reader.py                 # ~90 min on 2 CPU cores, resumable
+    python scripts/train_reader.py --device cuda   # the same run on a GPU
+
+It writes checkpoints to --work-dir (resumed from automatically), prints dev metrics at the end
+(SQuAD dev sets: measured, never trained or tuned on), and exports bot/models/reader/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.reader import WORD_EMBEDDINGS, best_span  # noqa: E402
+from bot.reader_format import MAX_ANSWER_TOKENS, PairEncoding, encode_pairs, load_tokenizer  # noqa: E402
+from index.articles import Article  # noqa: E402
+from index.embed import model_path, quiet_model_loading  # noqa: E402
+from index.split import Passage, split_article  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "squad"
+OUTPUT = ROOT / "bot" / "models" / "reader"
+
+# Share of each kind of example; the rest are answers.
+HARD_SHARE = 0.25
+ALTERED_SHARE = 0.17
+FAR_SHARE = 0.06
+GARBLE_SHARE = 0.15
+
+_NAME = re.compile(r"(?<![\w'’])(?:[A-Z][\w'’.-]*)(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d|(?<![\w.])\d(?![\w])")
+_QUESTION_OPENERS = {
+    "what", "who", "whom", "whose", "when", "where", "which", "why", "how", "in", "on", "at", "the",
+    "a", "an", "by", "for", "from", "during", "after", "before", "to", "of", "is", "was", "are", "were",
+    "did", "do", "does", "according", "along", "with", "about", "as", "if", "under", "besides",
+}  # fmt: skip
+
+
+@dataclass
+class Example:
+    question: str
+    passage: str
+    answer: tuple[int, int] | None  # character span in the passage, None for "not here"
+    kind: str
+
+
+def load_articles(path: Path) -> list[tuple[Article, list[Passage], list[dict]]]:
+    """Each training article as the index would cut it, with its questions placed in the text."""
+    raw = json.loads(path.read_text(encoding="utf-8"))["data"]
+    articles = []
+    for number, entry in enumerate(raw):
+        parts, questions, position = [], [], 0
+        for paragraph in entry["paragraphs"]:
+            context = paragraph["context"].strip()
+            shift = paragraph["context"].index(context[:20]) if context else 0
+            for qa in paragraph["qas"]:
+                answer = qa["answers"][0]
+                start = position + answer["answer_start"] - shift
+                questions.append(
+                    {"question": qa["question"], "start": start, "end": start + len(answer["text"])}
+                )
+            parts.append(context)
+            position += len(context) + 2
+        text = "\n\n".join(parts)
+        article = Article(id=f"train-{number}", path="", title=entry["title"], text=text)
+        _, passages = split_article(article)
+        articles.append((article, passages, questions))
+    return articles
+
+
+def build_examples(
+    articles: list[tuple[Article, list[Passage], list[dict]]], count: int, rng: random.Random
+) -> list[Example]:
+    import bm25s
+
+    pool = [(a, i) for a, (_, _, questions) in enumerate(articles) for i in range(len(questions))]
+    rng.shuffle(pool)
+    wanted = {
+        "hard": int(count * HARD_SHARE),
+        "altered": int(count * ALTERED_SHARE),
+        "far": int(count * FAR_SHARE),
+    }
+    wanted["answer"] = count - sum(wanted.values())
+    made = dict.fromkeys(wanted, 0)
+    retrievers: dict[int, object] = {}
+    examples: list[Example] = []
+    for a, i in pool:
+        if all(made[k] >= wanted[k] for k in wanted):
+            break
+        article, passages, questions = articles[a]
+        qa = questions[i]
+        answer_text = article.text[qa["start"] : qa["end"]]
+        holding = [p for p in passages if p.start <= qa["start"] and qa["end"] <= p.end]
+        if not holding or not answer_text.strip():
+            continue
+        gold = rng.choice(holding)
+        kind = _next_kind(made, wanted, rng)
+        question = _garble(qa["question"], rng) if rng.random() < GARBLE_SHARE else qa["question"]
+        if kind == "answer":
+            span = (qa["start"] - gold.start, qa["end"] - gold.start)
+            examples.append(Example(question, gold.text, span, kind))
+        elif kind == "hard":
+            if a not in retrievers:
+                retriever = bm25s.BM25()
+                retriever.index(bm25s.tokenize([p.text for p in passages], show_progress=False),
+                                show_progress=False)  # fmt: skip
+                retrievers[a] = retriever
+            ranked, _ = retrievers[a].retrieve(  # type: ignore[attr-defined]
+                bm25s.tokenize([qa["question"]], show_progress=False),
+                k=min(6, len(passages)),
+                show_progress=False,
+            )
+            lowered = answer_text.lower()
+            others = [passages[j] for j in ranked[0] if lowered not in passages[j].text.lower()]
+            if not others:
+                continue
+            examples.append(Example(question, others[0 if rng.random() < 0.7 else -1].text, None, kind))
+        elif kind == "altered":
+            altered = _alter(qa["question"], article.text, gold.text, rng)
+            if altered is None:
+                continue
+            examples.append(Example(altered, gold.text, None, kind))
+        else:
+            other = rng.randrange(len(articles))
+            if other == a:
+                continue
+            examples.append(Example(question, rng.choice(articles[other][1]).text, None, kind))
+        made[kind] += 1
+    print(f"examples: {made}", file=sys.stderr)
+    rng.shuffle(examples)
+    return examples
+
+
+def _next_kind(made: dict[str, int], wanted: dict[str, int], rng: random.Random) -> str:
+    open_kinds = [k for k in wanted if made[k] < wanted[k]]
+    weights = [wanted[k] - made[k] for k in open_kinds]
+    return rng.choices(open_kinds, weights=weights)[0]
+
+
+def _alter(question: str, article_text: str, passage: str, rng: random.Random) -> str | None:
+    """The question with one name or number swapped for another of its article that the passage
+    lacks, so the passage no longer answers it."""
+    spots = [
+        m
+        for m in _NAME.finditer(question)
+        if not (m.start() == 0 and m.group().split()[0].lower() in _QUESTION_OPENERS)
+    ]
+    spots += list(_NUMBER.finditer(question))
+    rng.shuffle(spots)
+    lowered_passage = passage.lower()
+    for spot in spots:
+        is_number = spot.group()[0].isdigit()
+        if is_number:
+            digits = spot.group().replace(",", "")
+            try:
+                value = float(digits)
+            except ValueError:
+                continue
+            candidates = [m.group() for m in _NUMBER.finditer(article_text)]
+            if value.is_integer():
+                shifted = int(value) + rng.choice([-1, 1]) * rng.randint(1, 40)
+                candidates.append(str(shifted))
+        else:
+            candidates = [m.group() for m in _NAME.finditer(article_text) if len(m.group()) > 2]
+        candidates = [c for c in set(candidates) if c != spot.group() and c.lower() not in lowered_passage]
+        if candidates:
+            swap = rng.choice(sorted(candidates))
+            return question[: spot.start()] + swap + question[spot.end() :]
+    return None
+
+
+def _garble(question: str, rng: random.Random) -> str:
+    """A typo in one longer word, or doubled punctuation, or both."""
+    words = question.split(" ")
+    long_words = [i for i, w in enumerate(words) if len(w) > 4 and w.isalpha()]
+    if long_words and rng.random() < 0.7:
+        i = rng.choice(long_words)
+        w = words[i]
+        j = rng.randrange(1, len(w) - 1)
+        words[i] = w[:j] + w[j + 1 :] if rng.random() < 0.5 else w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+    garbled = " ".join(words)
+    if rng.random() < 0.4:
+        garbled = garbled.rstrip("?") + "??"
+    return garbled
+
+
+def token_span(encoding: PairEncoding, span: tuple[int, int]) -> tuple[int, int] | None:
+    """First and last token of a character span in the passage, or None if truncation cut it."""
+    start_token = end_token = None
+    for index, offset in enumerate(encoding.offsets):
+        if offset is None:
+            continue
+        if start_token is None and offset[1] > span[0]:
+            start_token = index
+        if offset[0] < span[1]:
+            end_token = index
+    if start_token is None or end_token is None or end_token < start_token:
+        return None
+    return start_token, end_token
+
+
+def make_model(device: str):  # type: ignore[no-untyped-def]
+    import torch
+    from transformers import AutoModel
+
+    class Reader(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = AutoModel.from_pretrained(str(model_path()), add_pooling_layer=False)
+            hidden = self.bert.config.hidden_size
+            self.span = torch.nn.Linear(hidden, 2)
+            self.answerable = torch.nn.Linear(hidden, 1)
+
+        def forward(self, ids, types, mask):  # type: ignore[no-untyped-def]
+            hidden = self.bert(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
+            start, end = self.span(hidden).unbind(-1)
+            return start, end, self.answerable(hidden[:, 0]).squeeze(-1)
+
+    model = Reader().to(device)
+    model.bert.embeddings.word_embeddings.weight.requires_grad = False
+    return model
+
+
+def batches(encoded: list[tuple[PairEncoding, tuple[int, int] | None]], size: int, rng: random.Random):  # type: ignore[no-untyped-def]
+    """Batches of similar length (sorted within chunks of 50 batches), in a seeded order."""
+    order = list(range(len(encoded)))
+    chunk = size * 50
+    out = []
+    for begin in range(0, len(order), chunk):
+        part = sorted(order[begin : begin + chunk], key=lambda i: len(encoded[i][0]))
+        out.extend(part[j : j + size] for j in range(0, len(part), size))
+    rng.shuffle(out)
+    return out
+
+
+def tensors(rows, encoded, device):  # type: ignore[no-untyped-def]
+    import torch
+
+    length = max(len(encoded[i][0]) for i in rows)
+    ids = torch.zeros((len(rows), length), dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    passage = torch.zeros((len(rows), length), dtype=torch.bool)
+    starts = torch.zeros(len(rows), dtype=torch.long)
+    ends = torch.zeros(len(rows), dtype=torch.long)
+    labels = torch.zeros(len(rows))
+    for r, i in enumerate(rows):
+        encoding, span = encoded[i]
+        n = len(encoding)
+        ids[r, :n] = torch.tensor(encoding.ids)
+        types[r, :n] = torch.tensor(encoding.type_ids)
+        mask[r, :n] = 1
+        passage[r, :n] = torch.tensor([o is not None for o in encoding.offsets])
+        if span is not None:
+            starts[r], ends[r] = span
+            labels[r] = 1.0
+    return [t.to(device) for t in (ids, types, mask, passage, starts, ends, labels)]
+
+
+def train(args: argparse.Namespace) -> None:
+    import torch
+    from tqdm import tqdm
+
+    quiet_model_loading()
+    torch.manual_seed(args.seed)
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    tokenizer = load_tokenizer(model_path())
+
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    cache = work / f"examples-{args.examples}-{args.seed}.json"
+    if cache.exists():
+        examples = [Example(**e) for e in json.loads(cache.read_text())]
+        for e in examples:
+            e.answer = tuple(e.answer) if e.answer else None  # type: ignore[assignment]
+    else:
+        started = time.time()
+        articles = load_articles(DATA / "train-v1.1.json")
+        print(f"split {len(articles)} training articles in {time.time() - started:.0f} s", file=sys.stderr)
+        examples = build_examples(articles, args.examples, rng)
+        cache.write_text(json.dumps([e.__dict__ for e in examples]))
+
+    encoded: list[tuple[PairEncoding, tuple[int, int] | None]] = []
+    skipped = 0
+    for e in examples:
+        encoding = encode_pairs(tokenizer, e.question, [e.passage])[0]
+        span = token_span(encoding, e.answer) if e.answer else None
+        if e.answer and (span is None or span[1] - span[0] >= MAX_ANSWER_TOKENS):
+            skipped += 1
+            continue
+        encoded.append((encoding, span))
+    print(f"{len(encoded)} examples encoded, {skipped} answers cut or too long skipped", file=sys.stderr)
+
+    model = make_model(args.device)
+    plan = batches(encoded, args.batch_size, random.Random(args.seed + 1))
+    steps = len(plan)
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    plain = [p for n, p in trained if "LayerNorm" in n or "bias" in n]
+    decay = [p for n, p in trained if not ("LayerNorm" in n or "bias" in n)]
+    groups = [{"params": decay, "weight_decay": 0.01}, {"params": plain, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    warmup = max(1, int(0.06 * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    checkpoint = work / "checkpoint.pt"
+    step = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=args.device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        step = state["step"]
+        print(f"resumed from step {step} of {steps}", file=sys.stderr)
+
+    model.train()
+    bce = torch.nn.BCEWithLogitsLoss()
+    ce = torch.nn.CrossEntropyLoss(reduction="sum")
+    bar = tqdm(total=steps, initial=step, desc="training", unit="batch", mininterval=5)
+    running = None
+    while step < steps:
+        ids, types, mask, passage, starts, ends, labels = tensors(plan[step], encoded, args.device)
+        start_logits, end_logits, answerable = model(ids, types, mask)
+        loss = bce(answerable, labels)
+        positive = labels > 0.5
+        if positive.any():
+            blocked = ~passage[positive]
+            s = start_logits[positive].masked_fill(blocked, -1e4)
+            e = end_logits[positive].masked_fill(blocked, -1e4)
+            span_loss = (ce(s, starts[positive]) + ce(e, ends[positive])) / (2 * len(labels))
+            loss = loss + args.span_weight * span_loss * (len(labels) / max(1, int(positive.sum())))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+        if step % args.save_every == 0 or step == steps:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "schedule": schedule.state_dict(), "step": step}  # fmt: skip
+            torch.save(state, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)
+    bar.close()
+    model.eval()
+    export(model, Path(args.output), args)
+    dev_metrics(model, tokenizer, args)
+
+
+def export(model, output: Path, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """fp16 safetensors of everything but the frozen word embeddings, and the config to rebuild it."""
+    from safetensors.torch import save_file
+
+    output.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        name: value.detach().to("cpu").half().contiguous()
+        for name, value in model.state_dict().items()
+        if name != WORD_EMBEDDINGS
+    }
+    save_file(tensors, str(output / "model.safetensors"), metadata={"format": "pt"})
+    digest = hashlib.sha256((output / "model.safetensors").read_bytes()).hexdigest()
+    config = model.bert.config.to_dict()
+    reader = {
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "shared_from_base": [WORD_EMBEDDINGS],
+        "examples": args.examples,
+        "seed": args.seed,
+        "max_answer_tokens": MAX_ANSWER_TOKENS,
+        "sha256": digest,
+    }
+    (output / "config.json").write_text(json.dumps({"bert": config, "reader": reader}, indent=2) + "\n")
+    print(f"exported {output / 'model.safetensors'}", file=sys.stderr)
+
+
+def dev_metrics(model, tokenizer, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """Span exact match / F1 with the gold passage (v1.1 dev) and answerable-vs-not AUROC with the
+    passage of the question's own paragraph (v2.0 dev): a check of the run, not the product's eval."""
+    import torch
+
+    from bot.evaluation.metrics import exact_match, token_f1
+
+    rng = random.Random(args.seed)
+    rows = []
+    for name in ("dev-v1.1.json", "dev-v2.0.json"):
+        data = json.loads((DATA / name).read_text(encoding="utf-8"))["data"]
+        cases = [(p["context"], qa) for article in data for p in article["paragraphs"] for qa in p["qas"]]
+        rows.append(rng.sample(cases, min(args.dev_questions, len(cases))))
+    exact = f1 = 0.0
+    scores, truth = [], []
+    with torch.no_grad():
+        for dataset, cases in zip(("v1.1", "v2.0"), rows, strict=True):
+            for context, qa in cases:
+                encoding = encode_pairs(tokenizer, qa["question"], [context])[0]
+                ids = torch.tensor([encoding.ids], device=args.device)
+                types = torch.tensor([encoding.type_ids], device=args.device)
+                mask = torch.ones_like(ids)
+                start, end, answerable = (t[0].cpu().numpy() for t in model(ids, types, mask))
+                if dataset == "v2.0":
+                    scores.append(float(answerable))
+                    truth.append(0 if qa.get("is_impossible") else 1)
+                    continue
+                i, j, _ = best_span(start, end, encoding)
+                text = context[encoding.offsets[i][0] : encoding.offsets[j][1]]  # type: ignore[index]
+                golds = [a["text"] for a in qa["answers"]]
+                exact += exact_match(text, golds)
+                f1 += token_f1(text, golds)
+    n = len(rows[0])
+    print(f"dev v1.1 (gold paragraph, {n} questions): exact {exact / n:.3f}, F1 {f1 / n:.3f}")
+    print(f"dev v2.0 (own paragraph, {len(scores)} questions): answerable AUROC {auroc(scores, truth):.3f}")
+
+
+def auroc(scores: list[float], truth: list[int]) -> float:
+    order = np.argsort(scores)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    positives = np.array(truth) == 1
+    n_pos, n_neg = positives.sum(), (~positives).sum()
+    if not n_pos or not n_neg:
+        return math.nan
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--examples", type=int, default=40000, help="training examples, one epoch")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--span-weight", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--save-every", type=int, default=200, help="batches between checkpoints")
+    parser.add_argument("--dev-questions", type=int, default=600)
+    parser.add_argument("--work-dir", default=str(ROOT / ".reader-train"))
+    parser.add_argument("--output", default=str(OUTPUT))
+    train(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The answer reader: numpy against torch, short answers, garbled questions, damaged weights."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from bot.engine import AnswerEngine
+from bot.reader import READER_DIR, WORD_EMBEDDINGS, Reader, ReaderError
+from bot.reader_format import encode_pairs
+
+pytestmark = pytest.mark.slow
+
+TRAINING_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_reader.py"
+QUESTION = "who was fired?"
+PASSAGES = [
+    "On Thursday, Pashinian immediately fired Onik Gasparian, the chief of the military's General Staff.",
+    "The cease-fire ended 44 days of fierce fighting.",
+    "Short.",
+]
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader().load()
+
+
+def _training_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("train_reader", TRAINING_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["train_reader"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_numpy_reader_gives_torch_outputs(reader: Reader) -> None:
+    """The shipped weights through the training script's torch model and through numpy agree."""
+    import torch
+    from safetensors.torch import load_file
+
+    model = _training_module().make_model("cpu")
+    state = {name: value.float() for name, value in load_file(str(READER_DIR / "model.safetensors")).items()}
+    state[WORD_EMBEDDINGS] = model.state_dict()[WORD_EMBEDDINGS]
+    model.load_state_dict(state)
+    model.eval()
+    encodings = encode_pairs(reader._tokenizer, QUESTION, PASSAGES)
+    length = max(len(e) for e in encodings)
+    ids = np.zeros((len(encodings), length), dtype=np.int64)
+    types = np.zeros_like(ids)
+    mask = np.zeros_like(ids)
+    for row, e in enumerate(encodings):
+        ids[row, : len(e)], types[row, : len(e)], mask[row, : len(e)] = e.ids, e.type_ids, 1
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(*(torch.from_numpy(a) for a in (ids, types, mask)))]
+    got = reader._model.forward(ids, types, mask.astype(np.float32))
+    for row, e in enumerate(encodings):
+        for theirs, ours in zip(expected[:2], got[:2], strict=True):
+            np.testing.assert_allclose(ours[row, : len(e)], theirs[row, : len(e)], atol=2e-3)
+    np.testing.assert_allclose(got[2], expected[2], atol=2e-3)
+
+
+def test_the_reader_finds_the_short_answer_and_prefers_the_passage_that_holds_it(reader: Reader) -> None:
+    readings = reader.read(QUESTION, PASSAGES)
+    assert len(readings) == len(PASSAGES)
+    start, end = readings[0].span
+    assert "Onik Gasparian" in PASSAGES[0][start:end]
+    assert end - start < len(PASSAGES[0]) // 2  # a short answer, not the whole sentence
+    assert readings[0].probability > max(r.probability for r in readings[1:])
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("who was fired?", "Onik Gasparian"),
+        ("who was dismissed last week?", "Tiran Khachatrian"),
+        ("how many days did the fighting last?", "44"),
+        ("who is the chief of the general staff", "Onik Gasparian"),
+        ("What did Pashinian call the officers' move?", "an attempted military coup"),
+    ],
+)
+def test_answers_carry_the_short_answer_inside_the_sentence(
+    engine: AnswerEngine, question: str, short: str
+) -> None:
+    answer = engine.ask(question)
+    assert answer.answered and answer.sentence is not None
+    found = answer.sentence.short
+    assert found is not None and short in found.text
+    article = engine.index.articles[answer.sentence.sentence.article_id]
+    assert article.text[found.start : found.end] == found.text
+    sentence = answer.sentence.sentence
+    assert sentence.start <= found.start < found.end <= sentence.end
+    # The quoted passage marks the same short answer inside its highlighted sentence.
+    quoted = answer.passages[0]
+    assert quoted.short is not None and quoted.highlight is not None
+    assert quoted.text[quoted.short[0] : quoted.short[1]] == found.text
+    assert quoted.highlight[0] <= quoted.short[0] and quoted.short[1] <= quoted.highlight[1]
+
+
+def _garbled(question: str) -> list[str]:
+    """What people type: no capitals or question mark, doubled punctuation, one letter lost."""
+    words = question.rstrip("?").split()
+    longest = max(range(len(words)), key=lambda i: len(words[i]))
+    word = words[longest]
+    typo = [*words[:longest], word[:2] + word[3:], *words[longest + 1 :]]
+    return [question.lower().rstrip("?"), question.rstrip("?") + "??", " ".join(typo) + "?"]
+
+
+GARBLED = [
+    ("wh0 was fird??", "immediately fired Onik Gasparian"),
+    *[
+        (variant, phrase)
+        for question, phrase in [
+            ("who was fired?", "immediately fired Onik Gasparian"),
+            ("who was dismissed last week?", "dismissed Tiran Khachatrian"),
+            ("who refused to sign the order?", "has refused to sign the order"),
+            ("how many days did the fighting last?", "44 days of fierce fighting"),
+            ("what did the officers sign?", "signed a letter accusing"),
+            ("which districts did Armenia cede?", "all seven surrounding districts"),
+        ]
+        for variant in _garbled(question)
+    ],
+]
+
+
+@pytest.mark.parametrize(("question", "phrase"), GARBLED)
+def test_a_garbled_clear_question_is_still_answered(engine: AnswerEngine, question: str, phrase: str) -> None:
+    answer = engine.ask(question)
+    assert answer.answered, f"abstained (confidence {answer.confidence:.2f})"
+    assert answer.sentence is not None and phrase in answer.sentence.text
+
+
+def test_missing_weights_are_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReaderError, match=r"the reader model is missing \(.*config.json\)"):
+        Reader(tmp_path).load()
+
+
+def test_damaged_weights_are_refused_before_use(tmp_path: Path) -> None:
+    copy = tmp_path / "reader"
+    shutil.copytree(READER_DIR, copy)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ReaderError, match="damaged"):
+        Reader(copy).load()
+    weights.write_bytes(b"")
+    with pytest.raises(ReaderError, match="damaged"):
+        Reader(copy).load()
+
+
+def test_a_missing_reader_is_one_line_from_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through `main`, as a user meets it: one line naming the fix, no traceback."""
+    from bot.cli import main
+
+    monkeypatch.setattr("bot.engine.Reader", lambda: Reader(tmp_path / "gone"))
+    code = main(["ask", "who was fired?", "--index-dir", str(tmp_path / "index")])
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.startswith("articlebot: error:")]
+    assert len(lines) == 1 and "reader model is missing" in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_answers_never_depend_on_reading_order(reader: Reader) -> None:
+    """Batching pads shorter passages; a passage read alone scores the same."""
+    together = reader.read(QUESTION, PASSAGES)
+    alone = [reader.read(QUESTION, [p])[0] for p in PASSAGES]
+    for a, b in zip(together, alone, strict=True):
+        assert a.span == b.span
+        assert a.probability == pytest.approx(b.probability, abs=1e-4)
