@@ -82,6 +82,13 @@ class AnswerSentence:
     def text(self) -> str:
         return self.sentence.text
 
+    @property
+    def short_span(self) -> tuple[int, int] | None:
+        """Where the short answer stands within `text`, or None when there is none."""
+        if self.short is None:
+            return None
+        return self.short.start - self.sentence.start, self.short.end - self.sentence.start
+
 
 @dataclass(frozen=True)
 class Answer:

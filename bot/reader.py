@@ -25,6 +25,7 @@ import numpy as np
 
 from bot.reader_format import MAX_ANSWER_TOKENS, PairEncoding, encode_pairs, load_tokenizer
 from index.errors import ArticlebotError
+from index.fast_encoder import pad_batch
 
 READER_DIR = Path(__file__).parent / "models" / "reader"
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
@@ -44,7 +45,6 @@ class Reading:
 
     probability: float  # that the passage answers the question
     span: tuple[int, int]  # the likeliest short answer: characters in the passage
-    span_score: float  # start + end logit of that span
 
 
 class Reader:
@@ -78,21 +78,12 @@ class Reader:
             return []
         model = self._model
         encodings = encode_pairs(self._tokenizer, question, passages)
-        length = max(len(e) for e in encodings)
-        ids = np.zeros((len(encodings), length), dtype=np.int64)
-        types = np.zeros_like(ids)
-        mask = np.zeros((len(encodings), length), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
-            n = len(encoding)
-            ids[row, :n] = encoding.ids
-            types[row, :n] = encoding.type_ids
-            mask[row, :n] = 1.0
-        starts, ends, answerable = model.forward(ids, types, mask)
+        starts, ends, answerable = model.forward(*pad_batch(encodings))
         readings = []
         for row, encoding in enumerate(encodings):
-            first, last, score = best_span(starts[row], ends[row], encoding)
+            first, last = best_span(starts[row], ends[row], encoding)
             begin, finish = encoding.offsets[first] or (0, 0), encoding.offsets[last] or (0, 0)
-            readings.append(Reading(_sigmoid(float(answerable[row])), (begin[0], finish[1]), score))
+            readings.append(Reading(_sigmoid(float(answerable[row])), (begin[0], finish[1])))
         return readings
 
 
@@ -149,7 +140,7 @@ class _ReaderWeights:
         return span[..., 0], span[..., 1], answerable[:, 0]
 
 
-def best_span(start: np.ndarray, end: np.ndarray, encoding: PairEncoding) -> tuple[int, int, float]:
+def best_span(start: np.ndarray, end: np.ndarray, encoding: PairEncoding) -> tuple[int, int]:
     """The passage tokens (first, last) maximising start + end score, at most MAX_ANSWER_TOKENS long."""
     allowed = np.array([offset is not None for offset in encoding.offsets[: len(start)]])
     allowed = np.pad(allowed, (0, len(start) - len(allowed)))
@@ -160,7 +151,7 @@ def best_span(start: np.ndarray, end: np.ndarray, encoding: PairEncoding) -> tup
     window = upper & ~np.triu(np.ones((n, n), dtype=bool), MAX_ANSWER_TOKENS)
     total = np.where(window, s[:, None] + e[None, :], -np.inf)
     first, last = np.unravel_index(int(np.argmax(total)), total.shape)
-    return int(first), int(last), float(total[first, last])
+    return int(first), int(last)
 
 
 def _sigmoid(logit: float) -> float:

@@ -58,12 +58,13 @@ def answer_line(answer: Answer, *, marks: bool = False) -> Text:
     """The answer sentence in bold, the short answer in it coloured (or between ** without colour)."""
     assert answer.sentence is not None
     text = Text(style="bold")
-    sentence, short = answer.sentence, answer.sentence.short
-    if short is None:
+    sentence, span = answer.sentence, answer.sentence.short_span
+    if span is None:
         return text.append(sentence.text)
-    start, end = short.start - sentence.sentence.start, short.end - sentence.sentence.start
+    start, end = span
     text.append(sentence.text[:start])
-    text.append(f"**{short.text}**" if marks else short.text, style=SHORT_STYLE)
+    short = sentence.text[start:end]
+    text.append(f"**{short}**" if marks else short, style=SHORT_STYLE)
     return text.append(sentence.text[end:])
 
 

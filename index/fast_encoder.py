@@ -98,21 +98,28 @@ class NumpyMiniLMEncoder:
         return len(self._counting_tokenizer.encode(text, add_special_tokens=False).ids)
 
     def _forward(self, encodings: Sequence[Any]) -> np.ndarray:
-        length = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), length), dtype=np.int64)
-        types = np.zeros_like(ids)
-        mask = np.zeros((len(encodings), length), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
-            n = len(encoding.ids)
-            ids[row, :n] = encoding.ids
-            types[row, :n] = encoding.type_ids
-            mask[row, :n] = 1.0
+        ids, types, mask = pad_batch(encodings)
         hidden = self._weights.forward(ids, types, mask)
         # Mean pooling over real tokens, then unit length (sentence-transformers' Pooling + Normalize).
         summed = np.einsum("bld,bl->bd", hidden, mask)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def pad_batch(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids, segment ids and attention mask of encodings (anything with `.ids` and
+    `.type_ids`), padded to the longest."""
+    length = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), length), dtype=np.int64)
+    types = np.zeros_like(ids)
+    mask = np.zeros((len(encodings), length), dtype=np.float32)
+    for row, encoding in enumerate(encodings):
+        n = len(encoding.ids)
+        ids[row, :n] = encoding.ids
+        types[row, :n] = encoding.type_ids
+        mask[row, :n] = 1.0
+    return ids, types, mask
 
 
 class BertWeights:

@@ -434,7 +434,7 @@ def dev_metrics(model, tokenizer, args: argparse.Namespace) -> None:  # type: ig
                     scores.append(float(answerable))
                     truth.append(0 if qa.get("is_impossible") else 1)
                     continue
-                i, j, _ = best_span(start, end, encoding)
+                i, j = best_span(start, end, encoding)
                 text = context[encoding.offsets[i][0] : encoding.offsets[j][1]]  # type: ignore[index]
                 golds = [a["text"] for a in qa["answers"]]
                 exact += exact_match(text, golds)

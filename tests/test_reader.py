@@ -14,6 +14,7 @@ import pytest
 from bot.engine import AnswerEngine
 from bot.reader import READER_DIR, WORD_EMBEDDINGS, Reader, ReaderError
 from bot.reader_format import encode_pairs
+from index.fast_encoder import pad_batch
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +52,12 @@ def test_numpy_reader_gives_torch_outputs(reader: Reader) -> None:
     model.load_state_dict(state)
     model.eval()
     encodings = encode_pairs(reader._tokenizer, QUESTION, PASSAGES)
-    length = max(len(e) for e in encodings)
-    ids = np.zeros((len(encodings), length), dtype=np.int64)
-    types = np.zeros_like(ids)
-    mask = np.zeros_like(ids)
-    for row, e in enumerate(encodings):
-        ids[row, : len(e)], types[row, : len(e)], mask[row, : len(e)] = e.ids, e.type_ids, 1
+    ids, types, mask = pad_batch(encodings)
     with torch.no_grad():
-        expected = [t.numpy() for t in model(*(torch.from_numpy(a) for a in (ids, types, mask)))]
-    got = reader._model.forward(ids, types, mask.astype(np.float32))
+        expected = [
+            t.numpy() for t in model(*(torch.from_numpy(a) for a in (ids, types, mask.astype(np.int64))))
+        ]
+    got = reader._model.forward(ids, types, mask)
     for row, e in enumerate(encodings):
         for theirs, ours in zip(expected[:2], got[:2], strict=True):
             np.testing.assert_allclose(ours[row, : len(e)], theirs[row, : len(e)], atol=2e-3)

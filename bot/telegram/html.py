@@ -56,10 +56,9 @@ def format_answer(answer: Answer) -> str:
 
 def answer_html(sentence: AnswerSentence) -> str:
     """The answer sentence, its short answer in bold (the whole sentence when there is none)."""
-    if sentence.short is None:
+    if sentence.short_span is None:
         return f"<b>{html.escape(sentence.text)}</b>"
-    start = sentence.short.start - sentence.sentence.start
-    end = sentence.short.end - sentence.sentence.start
+    start, end = sentence.short_span
     text = sentence.text
     return f"{html.escape(text[:start])}<b>{html.escape(text[start:end])}</b>{html.escape(text[end:])}"
 
