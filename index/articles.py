@@ -14,7 +14,8 @@ from index.errors import ArticleError
 
 log = logging.getLogger(__name__)
 
-ARTICLE_SUFFIXES = (".txt", ".md")
+ARTICLE_SUFFIXES = (".txt", ".md", ".html", ".htm")
+HTML_SUFFIXES = (".html", ".htm")
 # Larger files are skipped: a news article is tens of kilobytes; 20 MB takes minutes to split.
 MAX_ARTICLE_BYTES = 5_000_000
 # Control characters other than tab and newline (terminal escapes such as ESC]0; or ESC[2J) are
@@ -52,10 +53,15 @@ class Article:
         return digest.hexdigest()[:16]
 
 
+def clean_text(raw: str) -> str:
+    """Unix line ends, composed Unicode (NFC), and no control characters but tab and newline."""
+    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
+    return _CONTROL.sub("", text)
+
+
 def parse_article(raw: str, *, path: str, article_id: str) -> Article:
     """Split front matter and dateline off the raw text of one article."""
-    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _CONTROL.sub("", text)
+    text = clean_text(raw)
     meta: dict[str, str] = {}
     lines = text.split("\n")
     consumed = 0
@@ -112,7 +118,7 @@ def load_articles(
     """
     files, skipped = _article_files(paths)
     if not files and not skipped:
-        raise ArticleError("no articles found: name .txt or .md files, or folders holding them")
+        raise ArticleError("no articles found: name .txt, .md or .html files, or folders holding them")
     ids = _article_ids(files)
     articles = []
     for file in files:
@@ -140,6 +146,8 @@ def read_article(file: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES
         data = file.read_bytes()
     except OSError as error:
         raise ArticleError(f"cannot read {file}: {error.strerror}") from None
+    if file.suffix.lower() in HTML_SUFFIXES:
+        return _read_html_article(file, data, article_id)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ArticleError(f"{file} is UTF-16 text, not UTF-8: save it as UTF-8 and try again")
     if b"\0" in data:
@@ -151,6 +159,27 @@ def read_article(file: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES
     return parse_article(raw, path=str(file), article_id=article_id)
 
 
+def _read_html_article(file: Path, data: bytes, article_id: str) -> Article:
+    """A saved web page: its article body and metadata, found as for a page fetched from the web."""
+    from index.extract import extract_html  # trafilatura loads only when a page is read
+
+    if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ArticleError(f"{file} holds NUL bytes: it is not a web page")
+    try:
+        page = extract_html(data)
+    except ArticleError as error:
+        raise ArticleError(f"{file}: {error}") from None
+    return Article(
+        id=article_id,
+        path=str(file),
+        title=page.title or _first_sentence(page.text) or file.stem,
+        text=page.text,
+        date=page.date,
+        source=page.site,
+        url=page.url,
+    )
+
+
 def _article_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
     """The article files, and why any file found in a folder was passed over."""
     files: list[Path] = []
@@ -160,7 +189,7 @@ def _article_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file())
             if not found:
-                raise ArticleError(f"{path} holds no .txt or .md articles")
+                raise ArticleError(f"{path} holds no .txt or .md articles or .html pages")
             root = path.resolve()
             for candidate in found:
                 # A link out of the folder (to /etc/passwd, say) is not followed unless named itself.

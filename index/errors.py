@@ -23,3 +23,7 @@ class IndexLocationError(ArticlebotError):
 
 class IndexWriteError(ArticlebotError):
     """The index could not be saved (a full disk, no permission)."""
+
+
+class FetchError(ArticlebotError):
+    """A page or feed could not be fetched from the web, or is not one articlebot can read."""

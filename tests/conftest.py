@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from news_site import NewsSite
 
 from bot.config import BUNDLED_ARTICLES, Config
 from bot.engine import AnswerEngine
@@ -23,6 +24,7 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         if name.startswith(("ARTICLEBOT_", "TELEGRAM_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +64,10 @@ def engine(bundled_config: Config, embedder: SentenceTransformerEmbedder) -> Ite
     engine = AnswerEngine(bundled_config, embedder=embedder, status=lambda message: None)
     engine.ensure_index()
     yield engine
+
+
+@pytest.fixture
+def news_site() -> Iterator[NewsSite]:
+    """A news site on 127.0.0.1 for this test, stopped after it (tests/news_site.py shows how)."""
+    with NewsSite() as site:
+        yield site
