@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import logging
@@ -16,7 +17,7 @@ from bot.config import Config, ConfigError, load_config, validate
 from index.errors import ArticlebotError
 
 if TYPE_CHECKING:
-    from bot.engine import AnswerEngine
+    from bot.engine import AnswerEngine, Ingest
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _COMMON_DEFAULTS: dict[str, Any] = {
@@ -104,10 +105,40 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
 
     commands.add_parser("console", parents=[common], help="ask questions interactively (the default)")
+
+    add = commands.add_parser(
+        "add",
+        parents=[common],
+        help="add articles from page or feed URLs, or .html/.txt/.md files, and update the index",
+    )
+    add.add_argument("sources", nargs="+", metavar="SOURCE", help="a page URL, a feed URL, or a file")
+    add.add_argument(
+        "--to",
+        metavar="DIR",
+        help="the folder to save into (default: the first configured articles folder, or your own "
+        "articles folder beside the bundled article)",
+    )
+    _allow_private(add)
+
+    follow = commands.add_parser(
+        "follow",
+        parents=[common],
+        help="poll the configured feeds every ingest.poll_minutes and add what is new",
+    )
+    follow.add_argument("--once", action="store_true", help="poll once, then stop (for cron or a timer)")
+    _allow_private(follow)
     for name, (module_name, summary) in PLUGIN_COMMANDS.items():
         sub = commands.add_parser(name, parents=[common], help=summary)
         importlib.import_module(module_name).add_arguments(sub)
     return parser
+
+
+def _allow_private(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="fetch from loopback, private and link-local addresses too (ingest.allow_private)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -217,7 +248,80 @@ def _console(args: argparse.Namespace, config: Config) -> int:
     return run_console(make_engine(config))
 
 
-_COMMANDS = {"index": _index, "ask": _ask, "console": _console}
+def _add(args: argparse.Namespace, config: Config) -> int:
+    engine = make_engine(_with_private(args, config))
+    ingest = engine.add(args.sources, to=Path(args.to).expanduser() if args.to else None)
+    for outcome in ingest.outcomes:
+        print(outcome.line(), file=sys.stderr if outcome.failed else sys.stdout, flush=True)
+    _print_update(engine, ingest)
+    return EXIT_ERROR if ingest.failed else EXIT_OK
+
+
+def _follow(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    if not config.feeds:
+        raise ConfigError(
+            'no feeds to follow: list them in the config, e.g. feeds = ["https://example.org/rss"]'
+        )
+    engine = make_engine(_with_private(args, config))
+    minutes = config.ingest.poll_minutes
+    if not args.once:
+        print(
+            f"articlebot: following {len(config.feeds)} feed{'s' if len(config.feeds) != 1 else ''} "
+            f"every {minutes:g} minutes; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+    while True:
+        stamp = time.strftime("%Y-%m-%d %H:%M")
+        try:
+            ingest = engine.poll_feeds()
+        except ArticlebotError as error:
+            if args.once:
+                raise
+            # A follower runs for weeks: one failed update (a full disk, say) waits for the next poll.
+            print(f"{stamp} articlebot: error: {error}", file=sys.stderr, flush=True)
+            time.sleep(minutes * 60)
+            continue
+        for outcome in ingest.outcomes:
+            print(f"{stamp} {outcome.line()}", file=sys.stderr if outcome.failed else sys.stdout, flush=True)
+        _print_update(engine, ingest)
+        if args.once:
+            return EXIT_ERROR if ingest.failed else EXIT_OK
+        time.sleep(minutes * 60)
+
+
+def _with_private(args: argparse.Namespace, config: Config) -> Config:
+    if not args.allow_private:
+        return config
+    return config.replace(ingest=dataclasses.replace(config.ingest, allow_private=True))
+
+
+def _print_update(engine: AnswerEngine, ingest: Ingest) -> None:
+    report = ingest.report
+    if report is not None:
+        print(
+            f"index updated: {report.articles} article{'s' if report.articles != 1 else ''}, "
+            f"{report.passages} passages ({report.embedded_articles} embedded, "
+            f"{report.removed_articles} removed) in {report.seconds:.1f} s -> {engine.config.index_dir}",
+            flush=True,
+        )
+    elif any(outcome.changed for outcome in ingest.outcomes):
+        print(
+            f"articlebot: note: {ingest.folder} is not among the articles the index is built from; "
+            "name it in the config's articles (or --articles) for the bot to read it",
+            file=sys.stderr,
+        )
+
+
+_COMMANDS = {
+    "index": _index,
+    "ask": _ask,
+    "console": _console,
+    "add": _add,
+    "follow": _follow,
+}
 
 
 def _configure_logging(debug: bool) -> None:
@@ -229,6 +333,7 @@ def _configure_logging(debug: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("index.split").setLevel(logging.INFO)
+    logging.getLogger("articlebot.feeds").setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

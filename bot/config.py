@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.reader import ABSTAIN_THRESHOLD
+from index.articles import ARTICLE_SUFFIXES
 from index.errors import ArticlebotError
 from index.split import SplitSettings
 from index.store import SEARCH_MODES
@@ -43,6 +44,20 @@ class TelegramSettings:
     questions_per_minute: int = 20
     allowed_ids: tuple[int, ...] = ()
     refuse_silently: bool = False
+    # People who may add articles (a link or a document in a private chat) and /remove them.
+    admin_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """The `[ingest]` section: how articles arrive from the web."""
+
+    # How often the running bot and `articlebot follow` poll the feeds.
+    poll_minutes: float = 30.0
+    # The newest this many articles from feeds are kept; older ones leave the folder and the index.
+    max_articles: int = 200
+    # Fetch from loopback, private and link-local addresses too (a newsroom's intranet, tests).
+    allow_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,15 +80,54 @@ class Config:
     ann_threshold: int = 200_000
     passages: SplitSettings = field(default_factory=SplitSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    # News feeds (RSS or Atom URLs) polled for new articles.
+    feeds: tuple[str, ...] = ()
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    # Where `articlebot add` saves articles when only the bundled article is configured.
+    user_articles: Path = field(default_factory=lambda: default_user_articles_dir())
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def serves_bundled_only(self) -> bool:
+        return self.articles == (BUNDLED_ARTICLES,)
+
+    def article_paths(self) -> tuple[Path, ...]:
+        """What the index is built from, now: the configured articles, and with the bundled
+        article alone the user's articles folder too, once `articlebot add` has put one there."""
+        if self.serves_bundled_only and _holds_articles(self.user_articles):
+            return (*self.articles, self.user_articles)
+        return self.articles
+
+    def add_folder(self) -> Path | None:
+        """Where `articlebot add` saves: the first configured folder, or the user's articles folder
+        when only the bundled article is configured; None when only files are configured."""
+        if self.serves_bundled_only:
+            return self.user_articles
+        return next((path for path in self.articles if path.is_dir()), None)
 
 
 def default_index_dir(environ: Mapping[str, str] | None = None) -> Path:
     """$XDG_CACHE_HOME/articlebot/index, or ~/.cache/articlebot/index."""
     cache = (os.environ if environ is None else environ).get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "articlebot" / "index"
+
+
+def default_user_articles_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """$XDG_DATA_HOME/articlebot/articles, or ~/.local/share/articlebot/articles."""
+    environ = os.environ if environ is None else environ
+    data = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "articlebot" / "articles"
+
+
+def _holds_articles(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(
+            path.suffix.lower() in ARTICLE_SUFFIXES for path in folder.iterdir() if path.is_file()
+        )
+    except OSError:
+        return False
 
 
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -114,6 +168,10 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
     model = _Reader(reader.get("model", dict, {}), "model.")
     passages = _Reader(reader.get("passages", dict, {}), "passages.")
     telegram = _Reader(reader.get("telegram", dict, {}), "telegram.")
+    ingest = _Reader(reader.get("ingest", dict, {}), "ingest.")
+    feeds = reader.get("feeds", list, [])
+    if not all(isinstance(item, str) and item.strip() for item in feeds):
+        raise ConfigError('feeds must be a list of feed URLs, e.g. feeds = ["https://example.org/rss"]')
     defaults = Config(index_dir=Path("."))
     split_defaults = SplitSettings()
 
@@ -143,8 +201,15 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
         ann_threshold=search.get("ann_threshold", int, defaults.ann_threshold),
         passages=split,
         telegram=_telegram(telegram, environ),
+        feeds=tuple(dict.fromkeys(feed.strip() for feed in feeds)),
+        ingest=IngestSettings(
+            poll_minutes=ingest.get("poll_minutes", float, IngestSettings.poll_minutes),
+            max_articles=ingest.get("max_articles", int, IngestSettings.max_articles),
+            allow_private=ingest.get("allow_private", bool, IngestSettings.allow_private),
+        ),
+        user_articles=default_user_articles_dir(environ),
     )
-    for reader_ in (reader, search, answer, model, passages, telegram):
+    for reader_ in (reader, search, answer, model, passages, telegram, ingest):
         reader_.reject_unknown()
     validate(config)
     return config
@@ -152,9 +217,8 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
 
 def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:
     d = TelegramSettings()
-    allowed = section.get("allowed_ids", list, [])
-    if not all(isinstance(item, int) and not isinstance(item, bool) for item in allowed):
-        raise ConfigError("telegram.allowed_ids must be a list of numeric user or chat ids, e.g. [12345678]")
+    allowed = _ids(section, "allowed_ids", "user or chat ids")
+    admins = _ids(section, "admin_ids", "user ids")
     # Empty means unset, as for the token: webhook mode then makes up a secret of its own.
     secret = _override(environ, "TELEGRAM_WEBHOOK_SECRET", section.get("webhook_secret", str, None))
     return TelegramSettings(
@@ -168,7 +232,15 @@ def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:
         questions_per_minute=section.get("questions_per_minute", int, d.questions_per_minute),
         allowed_ids=tuple(allowed),
         refuse_silently=section.get("refuse_silently", bool, d.refuse_silently),
+        admin_ids=tuple(admins),
     )
+
+
+def _ids(section: _Reader, key: str, what: str) -> list[int]:
+    ids = section.get(key, list, [])
+    if not all(isinstance(item, int) and not isinstance(item, bool) for item in ids):
+        raise ConfigError(f"telegram.{key} must be a list of numeric {what}, e.g. [12345678]")
+    return list(ids)
 
 
 def validate(config: Config) -> None:
@@ -208,6 +280,14 @@ def validate(config: Config) -> None:
         raise ConfigError(f"telegram.webhook_port is {telegram.webhook_port}: use a port from 1 to 65535")
     if telegram.questions_per_minute < 1:
         raise ConfigError("telegram.questions_per_minute must be at least 1")
+    ingest = config.ingest
+    if not 1 <= ingest.poll_minutes <= 7 * 24 * 60:
+        raise ConfigError(f"ingest.poll_minutes is {ingest.poll_minutes:g}: use 1 to 10080 (a week)")
+    if ingest.max_articles < 1:
+        raise ConfigError(f"ingest.max_articles is {ingest.max_articles}: use 1 or more")
+    for feed in config.feeds:
+        if not re.match(r"https?://[^\s/]+", feed):
+            raise ConfigError(f"feeds: {feed!r} is not an http(s) URL")
 
 
 def _override(environ: dict[str, str], name: str, value: Any) -> Any:

@@ -76,7 +76,7 @@ class ConsoleSession:
     def sources(self) -> None:
         index = self.engine.index
         for article in index.articles.values():
-            passages = sum(1 for p in index.passages if p.article_id == article.id)
+            passages = index.passage_counts[article.id]
             line = Text(f"• {article.title}", style="bold")
             line.append(f"  {article.date or 'undated'} · {passages} passages · {article.path}", style="dim")
             self.console.print(line)
@@ -87,6 +87,11 @@ def run_console(engine: AnswerEngine, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
     engine.ensure_index()
     session = ConsoleSession(engine, console)
+    engine.on_reload = lambda index: console.print(
+        f"articles changed: now {len(index.articles)} article{'s' if len(index.articles) != 1 else ''}, "
+        f"{len(index.passages)} passages",
+        style="dim",
+    )
     articles = engine.index.articles.values()
     console.print(
         f"articlebot — {len(articles)} article{'s' if len(articles) != 1 else ''} loaded "

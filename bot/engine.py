@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import sys
+import threading
 import time
-from collections.abc import Callable
-from functools import cached_property
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 from bot.answer import Answer, AnswerSettings, compose_answer, normalize_question
 from bot.config import Config
@@ -14,6 +18,8 @@ from bot.reader import Reader
 from bot.spelling import SpellingCorrector
 from index.articles import Article, load_articles
 from index.embed import Embedder, SentenceTransformerEmbedder
+from index.errors import ArticlebotError
+from index.ingest import ArticleFolder, Outcome
 from index.store import (
     MANIFEST,
     BuildReport,
@@ -24,8 +30,26 @@ from index.store import (
     load_index,
 )
 
+log = logging.getLogger(__name__)
+
 # A long article takes seconds to split into sentences: say so in a log.
 LONG_ARTICLE_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class Ingest:
+    """What adding or removing articles did: one outcome per source, and the index update, if
+    anything changed."""
+
+    outcomes: list[Outcome]
+    report: BuildReport | None
+    folder: Path
+    # The index as it stands afterwards (None if none was loaded and nothing changed).
+    index: PassageIndex | None = None
+
+    @property
+    def failed(self) -> bool:
+        return any(outcome.failed for outcome in self.outcomes)
 
 
 def _stderr(message: str) -> None:
@@ -66,8 +90,14 @@ class AnswerEngine:
         )
         self.status = status
         self._index: PassageIndex | None = None
+        # The manifest file the loaded index was read through: when another process (an `add`, a
+        # feed poll, `articlebot index`) replaces it, the next question reads the new index.
+        self._manifest_seen: tuple[int, int, int] | None = None
+        self._reload = threading.Lock()
         self.reader = Reader()
         self._corrector: tuple[PassageIndex, SpellingCorrector] | None = None
+        # Called with the new index after a reload, from the thread that asked.
+        self.on_reload: Callable[[PassageIndex], None] | None = None
 
     @property
     def settings(self) -> AnswerSettings:
@@ -79,36 +109,73 @@ class AnswerEngine:
             abstain_threshold=c.abstain_threshold,
         )
 
-    @cached_property
-    def articles(self) -> list[Article]:
+    def read_articles(self) -> list[Article]:
+        """The articles as they are on disk now (folders gain files while the bot runs)."""
         return load_articles(
-            self.config.articles,
+            self.config.article_paths(),
             max_bytes=int(self.config.max_article_mb * 1_000_000),
             on_skip=lambda message: self.status(f"articlebot: {message}"),
         )
 
     @property
     def index(self) -> PassageIndex:
+        """The index, the newest saved one: reloaded when another process has replaced it."""
         if self._index is None:
-            self._index = self.ensure_index()
+            return self.ensure_index()
+        self.refresh()
         return self._index
 
     def ensure_index(self, *, rebuild: bool = False, progress: bool = False) -> PassageIndex:
         """Load the saved index, after building or updating it when the articles changed."""
         directory = self.config.index_dir
-        if not rebuild and index_is_current(directory, self.articles, self.config.passages):
-            self._index = load_index(directory, self.embedder)
-            return self._index
-        self.build(rebuild=rebuild, progress=progress)
+        if not rebuild and index_is_current(directory, self.read_articles(), self.config.passages):
+            self._set_index(load_index(directory, self.embedder))
+        else:
+            self.build(rebuild=rebuild, progress=progress)
         assert self._index is not None
         return self._index
+
+    def refresh(self) -> bool:
+        """Read the index again if its manifest was replaced since it was loaded; True if it was.
+
+        A stat per call: the manifest is replaced by a rename, the last step of every build, so a
+        changed file always names a finished generation, and no question sees a half-built index.
+        """
+        if self._index is None or self._manifest_identity() == self._manifest_seen:
+            return False
+        with self._reload:
+            seen = self._manifest_identity()
+            if seen == self._manifest_seen:
+                return False  # another thread reloaded it meanwhile
+            try:
+                index = load_index(self.config.index_dir, self.embedder)
+            except (FileNotFoundError, ArticlebotError) as error:
+                # Keep answering from the index in memory; the build that broke it will say why.
+                log.warning("the index at %s could not be reloaded: %s", self.config.index_dir, error)
+                self._manifest_seen = seen
+                return False
+            self._set_index(index, seen)
+        if self.on_reload is not None:
+            self.on_reload(index)
+        return True
+
+    def _set_index(self, index: PassageIndex, seen: tuple[int, int, int] | None = None) -> None:
+        self._index = index
+        self._manifest_seen = seen or self._manifest_identity()
+
+    def _manifest_identity(self) -> tuple[int, int, int] | None:
+        try:
+            stat = os.stat(self.config.index_dir / MANIFEST)
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
     def build(self, *, rebuild: bool = False, progress: bool = False) -> BuildReport:
         """Build or update the index, re-embedding only added or changed articles."""
         verb = "building" if rebuild or not (self.config.index_dir / MANIFEST).exists() else "updating"
         self.status(f"articlebot: {verb} the index at {self.config.index_dir} …")
-        self._index, report = build_index(
-            self.articles,
+        index, report = build_index(
+            self.read_articles(),
             self.embedder,
             self.config.index_dir,
             self.config.passages,
@@ -118,7 +185,62 @@ class AnswerEngine:
             on_wait=lambda message: self.status(f"articlebot: {message}"),
             on_article=None if progress else self._report_splitting(),
         )
+        self._set_index(index)
         return report
+
+    # Articles arriving --------------------------------------------------------------------------
+
+    def add(
+        self, sources: Iterable[str], *, to: Path | None = None, allow_private: bool | None = None
+    ) -> Ingest:
+        """Save each source (page or feed URL, or article file) into the articles folder, then
+        update the index by what changed."""
+        with self._folder(to, allow_private) as folder:
+            return self._updated(folder, folder.add(sources))
+
+    def add_document(self, name: str, data: bytes) -> Ingest:
+        """An article sent as a file (a Telegram document), saved and indexed like `add`."""
+        with self._folder() as folder:
+            return self._updated(folder, [folder.add_document(name, data)])
+
+    def poll_feeds(self) -> Ingest:
+        """Add what is new in the configured feeds, keeping the newest `ingest.max_articles`."""
+        with self._folder() as folder:
+            return self._updated(folder, folder.poll(self.config.feeds, self.config.ingest.max_articles))
+
+    def remove_article(self, article_id: str) -> Ingest:
+        """Remove an added article (its file in the articles folder) and update the index."""
+        with self._folder() as folder:
+            article = self.index.articles.get(article_id)
+            if article is None:
+                outcome = Outcome(article_id, "failed", "no such article in the index")
+            else:
+                outcome = folder.remove(Path(article.path))
+            return self._updated(folder, [outcome])
+
+    def _folder(self, to: Path | None = None, allow_private: bool | None = None) -> ArticleFolder:
+        folder = to or self.config.add_folder()
+        if folder is None:
+            raise ArticlebotError(
+                "the configured articles are files, not a folder: name a folder to save into with --to DIR"
+            )
+        if folder.exists() and not folder.is_dir():
+            raise ArticlebotError(f"{folder} is a file, not a folder: name a folder to save articles into")
+        return ArticleFolder(
+            folder,
+            allow_private=self.config.ingest.allow_private if allow_private is None else allow_private,
+            max_bytes=int(self.config.max_article_mb * 1_000_000),
+        )
+
+    def _updated(self, folder: ArticleFolder, outcomes: list[Outcome]) -> Ingest:
+        changed = any(outcome.changed for outcome in outcomes)
+        report = self.build() if changed and self._reads(folder.folder) else None
+        return Ingest(outcomes, report, folder.folder, self._index)
+
+    def _reads(self, folder: Path) -> bool:
+        """Whether the index is built from this folder (`add --to` may name another)."""
+        resolved = folder.resolve()
+        return any(resolved.is_relative_to(path.resolve()) for path in self.config.article_paths())
 
     def _report_splitting(self) -> Callable[[Article], None]:
         """Plain progress lines for a log (no bar is drawn when standard error is not a terminal):

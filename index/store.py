@@ -31,11 +31,12 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ import numpy as np
 from index.articles import Article
 from index.embed import Embedder
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError, IndexWriteError
+from index.files import atomic_write
 from index.lexical import LexicalIndex
 from index.split import Passage, Sentence, SplitSettings, split_article
 
@@ -135,6 +137,11 @@ class PassageIndex:
             self.paragraph_counts[sentence.article_id] = max(count, sentence.paragraph)
 
     # Lookups -----------------------------------------------------------------------------
+
+    @cached_property
+    def passage_counts(self) -> Counter[str]:
+        """Passages per article id."""
+        return Counter(passage.article_id for passage in self.passages)
 
     def passage(self, passage_id: str) -> Passage | None:
         row = self._passage_rows.get(passage_id)
@@ -575,7 +582,7 @@ def save_index(index: PassageIndex, index_dir: Path) -> None:
     try:
         files = _write_generation(index, generation)
         manifest = {**index.manifest, "generation": generation.name, "files": files}
-        _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+        atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
     except OSError as error:
         # Nothing half-written stays behind, and the previous index still answers.
         shutil.rmtree(generation, ignore_errors=True)
@@ -771,28 +778,6 @@ def _write_jsonl(path: Path, records: Iterator[dict[str, Any]] | Any) -> None:
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as file:
         return [json.loads(line) for line in file if line.strip()]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            # mkstemp makes the file 0600; the manifest is read by whoever may read the index.
-            os.fchmod(file.fileno(), 0o666 & ~_umask())
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    """The process's umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -38,12 +38,13 @@ def test_example_config_documents_every_key() -> None:
     uncommented = "\n".join(m.group(1) for line in text.splitlines() if (m := settings.match(line)))
     documented = tomllib.loads(uncommented)
     config = Config()
-    assert {"articles", "index_dir", "max_article_mb"} <= set(documented)
+    assert {"articles", "index_dir", "max_article_mb", "feeds"} <= set(documented)
     for section, fields in {
         "search": ["top_k", "mode", "dense_weight", "lexical_weight", "ann_threshold"],
         "answer": ["abstain_threshold"],
         "passages": ["max_sentences", "max_words", "stride", "cross_paragraphs"],
         "model": ["device", "query_encoder"],
+        "ingest": list(config.ingest.__dataclass_fields__),
     }.items():
         assert set(fields) <= set(documented[section]), section
     telegram_fields = set(config.telegram.__dataclass_fields__)

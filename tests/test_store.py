@@ -38,7 +38,7 @@ from index import store
 from index.articles import load_articles
 from index.embed import SentenceTransformerEmbedder
 
-replace_manifest = store._atomic_write
+replace_manifest = store.atomic_write
 
 
 def pause_then_replace(path, text):
@@ -47,7 +47,7 @@ def pause_then_replace(path, text):
     replace_manifest(path, text)
 
 
-store._atomic_write = pause_then_replace
+store.atomic_write = pause_then_replace
 store.build_index(load_articles([Path(sys.argv[1])]), SentenceTransformerEmbedder("cpu"), Path(sys.argv[2]))
 """
 
