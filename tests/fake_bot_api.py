@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import unescape
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -201,6 +202,8 @@ class FakeBotApi:
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0
+        self.files: dict[str, bytes] = {}  # file_path -> content, for getFile and the download
+        self._file_ids = count(1)
 
     # Server -----------------------------------------------------------------------------------
 
@@ -212,6 +215,7 @@ class FakeBotApi:
     async def start(self) -> FakeBotApi:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         # Cancel a long poll when the client goes away, as a real server stops caring.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -256,6 +260,14 @@ class FakeBotApi:
             return web.json_response(error.payload(), status=error.code)
         await self._record(Call(method, params, True, result, time.perf_counter()))
         return web.json_response({"ok": True, "result": result})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file's bytes, at the path getFile gave, as the Bot API's file server serves them."""
+        path = request.match_info["path"]
+        await self._record(Call("download", {"file_path": path}, True, None, time.perf_counter()))
+        if request.match_info["token"] != self.token or path not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[path], content_type="application/octet-stream")
 
     async def _record(self, call: Call) -> None:
         self.calls.append(call)
@@ -350,6 +362,19 @@ class FakeBotApi:
         stored.messages[message["message_id"]] = message
         self._push({"message": message})
         return message
+
+    def document(self, content: bytes, file_name: str, mime_type: str = "text/html") -> dict[str, Any]:
+        """A Document as a message carries it, its bytes kept for getFile and the download."""
+        number = next(self._file_ids)
+        path = f"documents/file_{number}{Path(file_name).suffix}"
+        self.files[path] = content
+        return {
+            "file_id": f"doc{number}",
+            "file_unique_id": f"udoc{number}",
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": len(content),
+        }
 
     def inject_callback_query(
         self, message: dict[str, Any], data: str, *, user: dict[str, Any] | None = None
@@ -484,6 +509,18 @@ class FakeBotApi:
                 raise bad_request("command description is empty or too long")
         self.commands = commands
         return True
+
+    async def _api_getfile(self, params: dict[str, Any]) -> Any:
+        number = str(params.get("file_id", "")).removeprefix("doc")
+        path = next((p for p in self.files if p.startswith(f"documents/file_{number}.")), None)
+        if path is None:
+            raise bad_request("Bad Request: invalid file_id")
+        return {
+            "file_id": params["file_id"],
+            "file_unique_id": f"udoc{number}",
+            "file_size": len(self.files[path]),
+            "file_path": path,
+        }
 
     async def _api_sendchataction(self, params: dict[str, Any]) -> Any:
         self._known_chat(params.get("chat_id"))

@@ -27,7 +27,6 @@ from bot import redact
 from bot.config import Config, TelegramSettings
 from bot.engine import AnswerEngine
 from bot.telegram import handlers
-from bot.telegram.keyboards import PassageRefs
 from bot.telegram.limits import RequestLimiter
 from bot.telegram.processor import FairUpdateProcessor
 from bot.telegram.services import SERVICES, BotServices
@@ -42,6 +41,8 @@ CONCURRENT_UPDATES = 32
 FAIR_SHARE = 4
 # Retries of a request Telegram answered with 429 before the error handler logs it.
 RATE_LIMIT_RETRIES = 3
+# The first feed poll waits for the bot to be up; later ones come every ingest.poll_minutes.
+FIRST_POLL_SECONDS = 5
 # A made-up webhook secret: 32 random bytes, 43 characters of the alphabet Telegram accepts.
 WEBHOOK_SECRET_BYTES = 32
 
@@ -77,8 +78,14 @@ def build_application(
             engine=loaded,
             settings=settings,
             limiter=RequestLimiter(settings.questions_per_minute),
-            refs=PassageRefs(passage.id for passage in loaded.index.passages),
         )
+        if config.feeds and application.job_queue is not None:
+            application.job_queue.run_repeating(
+                handlers.poll_feeds,
+                interval=config.ingest.poll_minutes * 60,
+                first=FIRST_POLL_SECONDS,
+                name="feeds",
+            )
         await register_commands(application)
         if on_ready is not None:
             on_ready(application.bot.username)
@@ -119,6 +126,8 @@ def add_handlers(application: Application) -> None:
             CommandHandler("help", handlers.help_command, filters=new_message),
             CommandHandler("sources", handlers.sources, filters=new_message),
             CommandHandler("ask", handlers.ask_command, filters=new_message),
+            CommandHandler("remove", handlers.remove_command, filters=private),
+            MessageHandler(private & filters.Document.ALL, handlers.document),
             MessageHandler(private & filters.COMMAND, handlers.unknown_command),
             MessageHandler(private & filters.TEXT, handlers.private_text),
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, handlers.group_text),

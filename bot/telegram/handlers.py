@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
-from collections import Counter
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -23,6 +24,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.answer import MAX_QUESTION_CHARS, Answer, QuestionError, QuotedPassage
 from bot.config import BUNDLED_ARTICLES
+from bot.engine import Ingest
 from bot.telegram.context import context_html, passages_html
 from bot.telegram.html import MAX_MESSAGE_LENGTH, NO_ANSWER, format_answer, format_passage, split_message
 from bot.telegram.keyboards import (
@@ -36,11 +38,16 @@ from bot.telegram.keyboards import (
 )
 from bot.telegram.limits import Verdict
 from bot.telegram.services import SERVICES, BotServices
+from index.articles import ARTICLE_SUFFIXES as DOCUMENT_SUFFIXES
+from index.errors import ArticlebotError
+from index.ingest import ADDED, UPDATED
 
 if TYPE_CHECKING:
     from telegram import Bot, InlineKeyboardMarkup
 
 log = logging.getLogger(__name__)
+# What the feeds brought, shown at INFO (the CLI shows this logger's INFO lines).
+feed_log = logging.getLogger("articlebot.feeds")
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -54,6 +61,8 @@ INLINE_RESULTS = 5
 INLINE_CACHE_SECONDS = 30
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
 REFUSAL = "Sorry, this bot only answers the people and chats it was set up for."
+# A message that is one web address and nothing else.
+LONE_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
 NOT_TEXT = "I read text only: send your question as a message, e.g. “who was fired?”."
 COMMANDS = (
     ("start", "what this bot knows and example questions"),
@@ -105,14 +114,109 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 async def sources(update: Update, context: Context) -> None:
-    """The articles loaded, with dates and passage counts."""
-    index = services(context).engine.index
-    counts = Counter(passage.article_id for passage in index.passages)
+    """The articles loaded, numbered (for /remove), with dates and passage counts."""
+    service = services(context)
+    index = service.engine.index
+    counts = index.passage_counts
     lines = [
-        f"• {_article_label(a.title, a.date)} — {counts[a.id]} passage{'s' if counts[a.id] != 1 else ''}"
-        for a in index.articles.values()
+        f"{number}. {_article_label(a.title, a.date)} — {_passages(counts[a.id])}"
+        for number, a in enumerate(index.articles.values(), start=1)
     ]
-    await _reply(update, "<b>Articles loaded</b>\n" + "\n".join(lines))
+    footer = ""
+    if _is_admin(update, service):
+        footer = "\n\nSend a link or an .html, .txt or .md file to add an article; /remove N drops one."
+    await _reply(update, "<b>Articles loaded</b>\n" + "\n".join(lines) + footer)
+
+
+# Adding and removing articles (admins, in a private chat) ---------------------------------------
+
+
+async def document(update: Update, context: Context) -> None:
+    """An admin's .html, .txt or .md file becomes an article; anyone else's gets the text-only hint."""
+    message = update.effective_message
+    service = services(context)
+    if message is None or message.document is None or not _is_admin(update, service):
+        await not_text(update, context)
+        return
+    sent = message.document
+    name = sent.file_name or "document"
+    if Path(name).suffix.lower() not in DOCUMENT_SUFFIXES:
+        await _reply(update, html.escape(f"I add .html, .txt and .md files as articles, not {name}."))
+        return
+    limit = int(service.engine.config.max_article_mb * 1_000_000)
+    if sent.file_size is not None and sent.file_size > limit:
+        await _reply(update, html.escape(f"{name} is over the limit of {limit / 1e6:g} MB for one article."))
+        return
+    await _typing(context, message.chat_id)
+    file = await sent.get_file()
+    data = bytes(await file.download_as_bytearray())
+    ingest = await asyncio.to_thread(service.engine.add_document, name, data)
+    await _reply(update, ingest_html(ingest))
+
+
+async def add_link(update: Update, context: Context, url: str) -> None:
+    """An admin's link: the page (or each entry of a feed) is fetched, saved and indexed."""
+    message = update.effective_message
+    if message is None:
+        return
+    await _typing(context, message.chat_id)
+    ingest = await asyncio.to_thread(services(context).engine.add, [url])
+    await _reply(update, ingest_html(ingest))
+
+
+async def remove_command(update: Update, context: Context) -> None:
+    """`/remove N`: an admin drops the Nth article of /sources."""
+    service = services(context)
+    if not _is_admin(update, service):
+        await unknown_command(update, context)
+        return
+    message = update.effective_message
+    argument = (message.text or "").split(maxsplit=1)[1:] if message is not None else []
+    articles = list(service.engine.index.articles.values())
+    if not argument or not argument[0].strip().isdigit() or not 1 <= int(argument[0]) <= len(articles):
+        await _reply(
+            update, f"Say which article: /remove N, with N from 1 to {len(articles)} as /sources lists them."
+        )
+        return
+    article = articles[int(argument[0]) - 1]
+    ingest = await asyncio.to_thread(service.engine.remove_article, article.id)
+    await _reply(update, ingest_html(ingest))
+
+
+async def poll_feeds(context: Context) -> None:
+    """The JobQueue's feed poll: new entries are added and indexed, each change logged."""
+    try:
+        ingest = await asyncio.to_thread(services(context).engine.poll_feeds)
+    except ArticlebotError as error:  # the index could not be updated: the next poll tries again
+        feed_log.warning("the feeds could not be added: %s", error)
+        return
+    for outcome in ingest.outcomes:
+        if outcome.failed:
+            feed_log.warning("%s", outcome.line())
+        else:
+            feed_log.info("%s", outcome.line())
+
+
+def ingest_html(ingest: Ingest) -> str:
+    """One line per outcome: "Added: <title> (<date>), N passages", or why not."""
+    counts = ingest.index.passage_counts if ingest.index is not None else {}
+    by_path = (
+        {}
+        if ingest.index is None
+        else {str(Path(a.path).resolve()): a.id for a in ingest.index.articles.values()}
+    )
+    lines = []
+    for outcome in ingest.outcomes:
+        label = _article_label(outcome.title or outcome.source, outcome.date)
+        if outcome.failed:
+            lines.append(html.escape(f"Could not add {outcome.source}: {outcome.reason}"))
+            continue
+        line = f"{outcome.status.capitalize()}: {label}"
+        article_id = by_path.get(str(outcome.path.resolve())) if outcome.path is not None else None
+        if article_id is not None and outcome.status in (ADDED, UPDATED):
+            line += f", {_passages(counts[article_id])}"
+        lines.append(line)
+    return "\n".join(lines) or "Nothing to add."
 
 
 async def ask_command(update: Update, context: Context) -> None:
@@ -138,9 +242,14 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 
 async def private_text(update: Update, context: Context) -> None:
-    """In a private chat every text message is a question."""
+    """In a private chat every text message is a question, but an admin's lone link, which adds
+    the article. Anyone else's link is a question like any other: it never makes the bot fetch."""
     message = update.effective_message
     if message is None or message.text is None:
+        return
+    link = LONE_LINK.fullmatch(message.text.strip())
+    if link is not None and _is_admin(update, services(context)):
+        await add_link(update, context, link.group(0))
         return
     await answer_question(update, context, addressed_question(message, context.bot) or message.text)
 
@@ -216,7 +325,7 @@ async def button(update: Update, context: Context) -> None:
         index = service.engine.index
         notice = "That passage is no longer in the index; please ask again."
         if isinstance(request, ContextRequest):
-            passage_id = service.refs.resolve(request.passage_ref)
+            passage_id = service.resolve(request.passage_ref)
             text = context_html(index, passage_id, request.sentence_offset) if passage_id else None
             if text is None:
                 await query.answer(notice, show_alert=True)
@@ -225,7 +334,7 @@ async def button(update: Update, context: Context) -> None:
             markup = query.message.reply_markup if isinstance(query.message, Message) else None
             await _show(update, context, text, without_button(markup, MORE_CONTEXT), edit=True)
         elif isinstance(request, OtherPassagesRequest):
-            ids = [pid for pid in (service.refs.resolve(ref) for ref in request.passage_refs) if pid]
+            ids = [pid for pid in (service.resolve(ref) for ref in request.passage_refs) if pid]
             text = passages_html(index, ids)
             if text is None:
                 await query.answer(notice, show_alert=True)
@@ -467,6 +576,21 @@ async def _typing(context: Context, chat_id: int) -> None:
         await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
     except TelegramError as error:
         log.warning("sendChatAction failed, answering anyway: %s", error)
+
+
+def _passages(count: int) -> str:
+    return f"{count} passage{'s' if count != 1 else ''}"
+
+
+def _is_admin(update: Update, service: BotServices) -> bool:
+    """Admins act in their private chat only: a group's members would see what they add."""
+    user, chat = update.effective_user, update.effective_chat
+    return (
+        user is not None
+        and user.id in service.settings.admin_ids
+        and chat is not None
+        and chat.type == ChatType.PRIVATE
+    )
 
 
 def _article_label(title: str, date: str | None) -> str:

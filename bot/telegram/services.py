@@ -25,13 +25,22 @@ class BotServices:
     engine: AnswerEngine
     settings: TelegramSettings
     limiter: RequestLimiter
-    refs: PassageRefs
     refusals: OncePerMinute = field(default_factory=OncePerMinute)
     # One worker: the model answers one question at a time while the event loop keeps
     # receiving updates and sending replies.
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="articlebot-answer")
     )
+
+    _refs: tuple[object, PassageRefs] | None = None
+
+    def resolve(self, ref: str) -> str | None:
+        """The passage id a button's reference names, in the index as it is now (articles may
+        have been added since the bot started)."""
+        index = self.engine.index
+        if self._refs is None or self._refs[0] is not index:
+            self._refs = (index, PassageRefs(passage.id for passage in index.passages))
+        return self._refs[1].resolve(ref)
 
     async def ask(self, question: str, top_k: int | None = None) -> Answer:
         """`AnswerEngine.ask` off the event loop."""
