@@ -22,8 +22,8 @@ from bot.answer_type import expected_type, holds_type
 from bot.reader import ABSTAIN_THRESHOLD, Reader
 from index.errors import ArticlebotError
 from index.lexical import QUESTION_WORDS, stem, words
+from index.search import Hit, PassageIndex, SearchSettings
 from index.split import Passage, Sentence
-from index.store import Hit, HybridWeights, PassageIndex
 
 MAX_QUESTION_CHARS = 1000
 # The reader reads this many of the best passages; without it, their sentences compete to be the
@@ -122,9 +122,8 @@ def normalize_question(text: str) -> str:
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    top_k: int = 3
-    mode: str = "hybrid"
-    weights: HybridWeights = field(default_factory=HybridWeights)
+    """The `[answer]` section: below `abstain_threshold` the bot says the article does not answer."""
+
     abstain_threshold: float = ABSTAIN_THRESHOLD
     # Without a reader, how a candidate sentence is scored: meaning, the question's words (stemmed
     # and as written), holding the kind asked for, and the score and rank of its passage.
@@ -136,6 +135,10 @@ class AnswerSettings:
     type_weight: float = 0.1
     passage_weight: float = 0.05
     rank_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.abstain_threshold <= 1.0:
+            raise ValueError(f"abstain_threshold is {self.abstain_threshold}: use a number from 0 to 1")
 
 
 @dataclass(frozen=True)
@@ -164,29 +167,30 @@ def compose_answer(
     question_vector: np.ndarray | None,
     index: PassageIndex,
     reader: Reader | None,
+    search: SearchSettings = SearchSettings(),
     settings: AnswerSettings = AnswerSettings(),
 ) -> Answer:
     """Search, read, decide whether the best reading answers, and quote it."""
     started = time.perf_counter()
-    assessment = assess(question, question_vector, index, reader, settings)
+    assessment = assess(question, question_vector, index, reader, search, settings)
     finished = time.perf_counter()
     hits, best = assessment.hits, assessment.best
     if not hits:
         return Answer(question, False, None, (), 0.0, {"search": _ms(started, finished)})
     answered = best is not None and assessment.confidence >= settings.abstain_threshold
     leader = hits[0] if best is None else best.hit
-    chosen = [leader, *_without_near_duplicates(leader, hits, settings.top_k - 1)]
+    chosen = [leader, *_without_near_duplicates(leader, hits, search.top_k - 1)]
     shown = best if answered else None
     quoted = tuple(_quote(hit, index, shown if hit is leader else None) for hit in chosen)
     sentence = None
     if answered and best is not None:
         article = index.articles[best.sentence.article_id]
         sentence = AnswerSentence(best.sentence, article.title, article.date, best.score, best.short)
-    search, read = assessment.search_ms, assessment.read_ms
+    search_ms, read_ms = assessment.search_ms, assessment.read_ms
     timings = {
-        "search": search,
-        "read": read,
-        "answer": round(_ms(started, finished) - search - read, 2),
+        "search": search_ms,
+        "read": read_ms,
+        "answer": round(_ms(started, finished) - search_ms - read_ms, 2),
     }
     return Answer(question, answered, sentence, quoted, assessment.confidence, timings)
 
@@ -196,12 +200,13 @@ def assess(
     question_vector: np.ndarray | None,
     index: PassageIndex,
     reader: Reader | None,
+    search: SearchSettings = SearchSettings(),
     settings: AnswerSettings = AnswerSettings(),
 ) -> Assessment:
     """Search, choose the answer sentence, and rate how likely it answers the question."""
     started = time.perf_counter()
-    depth = max(settings.top_k * 4, CANDIDATE_PASSAGES, 10)
-    hits = index.search(question, question_vector, k=depth, mode=settings.mode, weights=settings.weights)
+    depth = max(search.top_k * 4, CANDIDATE_PASSAGES, 10)
+    hits = index.search(question, question_vector, k=depth, settings=search)
     searched = time.perf_counter()
     if not hits:
         return Assessment([], None, 0.0, _ms(started, searched))
@@ -209,7 +214,10 @@ def assess(
         read, confidence = _read(question, hits[:CANDIDATE_PASSAGES], index, reader)
         return Assessment(hits, read, confidence, _ms(started, searched), _ms(searched, time.perf_counter()))
     terms = _QuestionTerms.of(question, index)
-    best, cosine, overlap = _best_sentence(terms, question_vector, hits[:CANDIDATE_PASSAGES], index, settings)
+    lexical = search.mode == "lexical"
+    best, cosine, overlap = _best_sentence(
+        terms, question_vector, hits[:CANDIDATE_PASSAGES], index, settings, lexical
+    )
     # The baseline's confidence: how well the sentence matches the question in meaning and words.
     confidence = max(0.0, min(1.0, 0.5 * cosine + 0.5 * overlap)) if best is not None else 0.0
     return Assessment(hits, best, confidence, _ms(started, searched))
@@ -254,6 +262,7 @@ def _best_sentence(
     hits: Sequence[Hit],
     index: PassageIndex,
     settings: AnswerSettings,
+    lexical: bool,
 ) -> tuple[SentenceChoice | None, float, float]:
     """The best-scoring sentence among the hits' sentences, with its cosine and word overlap."""
     rows: dict[int, tuple[int, Hit]] = {}
@@ -275,7 +284,7 @@ def _best_sentence(
     )
     ranks = np.array([rows[row][0] for row in order], dtype=np.float32)
     passage_scores = np.array([rows[row][1].score for row in order], dtype=np.float32)
-    if settings.mode == "lexical":
+    if lexical:
         # Raw BM25 has no fixed scale: relative to the best passage's.
         passage_scores = passage_scores / max(float(hits[0].score), 1e-9)
     scores = (
@@ -349,7 +358,7 @@ def _quote(hit: Hit, index: PassageIndex, best: SentenceChoice | None) -> Quoted
         hit.dense,
         hit.lexical,
         highlight,
-        index.paragraph_counts.get(article.id, 0),
+        index.paragraph_count(article.id),
         short,
     )
 

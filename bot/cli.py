@@ -151,13 +151,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.index_dir:
         changes["index_dir"] = Path(args.index_dir).expanduser()
     if args.top_k is not None:
-        changes["top_k"] = args.top_k
+        try:
+            changes["search"] = dataclasses.replace(config.search, top_k=args.top_k)
+        except ValueError as error:
+            raise ConfigError(f"--{error}".replace("top_k", "top-k", 1)) from None
     if changes:
         config = config.replace(**changes)
-        try:
-            validate(config)
-        except ConfigError as error:
-            raise ConfigError(str(error).replace("search.top_k", "--top-k")) from None
+        validate(config)
     return config
 
 
@@ -169,10 +169,11 @@ def make_engine(config: Config) -> AnswerEngine:
 
 def _index(args: argparse.Namespace, config: Config) -> int:
     if args.check:
-        from index.store import read_manifest, verify_files
+        from index.manifest import Manifest
+        from index.storage import verify_files
 
         try:
-            checked = verify_files(config.index_dir, read_manifest(config.index_dir), every_checksum=True)
+            checked = verify_files(config.index_dir, Manifest.read(config.index_dir), every_checksum=True)
         except FileNotFoundError:
             missing = f"there is no index at {config.index_dir}: build it with 'articlebot index'"
             raise ArticlebotError(missing) from None

@@ -7,20 +7,21 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from bot.reader import ABSTAIN_THRESHOLD
+from bot.answer import AnswerSettings
 from index.articles import ARTICLE_SUFFIXES
 from index.errors import ArticlebotError
+from index.search import SearchSettings
 from index.split import SplitSettings
-from index.store import SEARCH_MODES
 
 BUNDLED_ARTICLES = Path(__file__).parent / "articles"
 DEVICES = ("cpu", "cuda", "auto")
 QUERY_ENCODERS = ("fast", "sentence-transformers")
+_S = TypeVar("_S")
 # What Telegram accepts as a webhook's secret_token.
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -59,6 +60,29 @@ class IngestSettings:
     # Fetch from loopback, private and link-local addresses too (a newsroom's intranet, tests).
     allow_private: bool = False
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.poll_minutes <= 7 * 24 * 60:
+            raise ValueError(f"poll_minutes is {self.poll_minutes:g}: use 1 to 10080 (a week)")
+        if self.max_articles < 1:
+            raise ValueError(f"max_articles is {self.max_articles}: use 1 or more")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The `[model]` section: where the model runs and how questions are encoded."""
+
+    device: str = "cpu"
+    # Questions: the torch-free encoder of the same model, or sentence-transformers itself.
+    query_encoder: str = "fast"
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device is {self.device!r}: use one of {', '.join(DEVICES)}")
+        if self.query_encoder not in QUERY_ENCODERS:
+            raise ValueError(
+                f"query_encoder is {self.query_encoder!r}: use one of {', '.join(QUERY_ENCODERS)}"
+            )
+
 
 @dataclass(frozen=True)
 class Config:
@@ -68,16 +92,10 @@ class Config:
     # Larger article files are skipped with a warning.
     max_article_mb: float = 5.0
     index_dir: Path = field(default_factory=lambda: default_index_dir())
-    top_k: int = 3
-    mode: str = "hybrid"
-    dense_weight: float = 0.7
-    lexical_weight: float = 0.3
-    abstain_threshold: float = ABSTAIN_THRESHOLD
-    device: str = "cpu"
-    # Questions: the torch-free encoder of the same model, or sentence-transformers itself.
-    query_encoder: str = "fast"
-    # Above this many passages the dense index is approximate (FAISS IVF-SQ8), below it exact.
-    ann_threshold: int = 200_000
+    # The sections: each default is written once, in its own class.
+    search: SearchSettings = field(default_factory=SearchSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
     passages: SplitSettings = field(default_factory=SplitSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     # News feeds (RSS or Atom URLs) polled for new articles.
@@ -172,47 +190,45 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
     feeds = reader.get("feeds", list, [])
     if not all(isinstance(item, str) and item.strip() for item in feeds):
         raise ConfigError('feeds must be a list of feed URLs, e.g. feeds = ["https://example.org/rss"]')
-    defaults = Config(index_dir=Path("."))
-    split_defaults = SplitSettings()
-
-    try:
-        split = SplitSettings(
-            max_sentences=passages.get("max_sentences", int, split_defaults.max_sentences),
-            max_words=passages.get("max_words", int, split_defaults.max_words),
-            stride=passages.get("stride", int, split_defaults.stride),
-            cross_paragraphs=passages.get("cross_paragraphs", bool, split_defaults.cross_paragraphs),
-        )
-    except ValueError as error:
-        raise ConfigError(f"passages: {error}") from None
-
     config = Config(
         articles=tuple(_resolve(p, base) for p in articles) if articles else (BUNDLED_ARTICLES,),
         index_dir=_resolve(index_dir, base) if index_dir else default_index_dir(environ),
-        max_article_mb=reader.get("max_article_mb", float, defaults.max_article_mb),
-        top_k=search.get("top_k", int, defaults.top_k),
-        mode=search.get("mode", str, defaults.mode),
-        dense_weight=search.get("dense_weight", float, defaults.dense_weight),
-        lexical_weight=search.get("lexical_weight", float, defaults.lexical_weight),
-        abstain_threshold=answer.get("abstain_threshold", float, defaults.abstain_threshold),
-        device=_override(environ, "ARTICLEBOT_DEVICE", model.get("device", str, defaults.device)),
-        query_encoder=_override(
-            environ, "ARTICLEBOT_QUERY_ENCODER", model.get("query_encoder", str, defaults.query_encoder)
+        max_article_mb=reader.get("max_article_mb", float, Config.max_article_mb),
+        search=_section(
+            search, SearchSettings, ("top_k", "mode", "dense_weight", "lexical_weight", "ann_threshold")
         ),
-        ann_threshold=search.get("ann_threshold", int, defaults.ann_threshold),
-        passages=split,
+        answer=_section(answer, AnswerSettings, ("abstain_threshold",)),
+        model=_section(
+            model,
+            ModelSettings,
+            ("device", "query_encoder"),
+            device=environ.get("ARTICLEBOT_DEVICE"),
+            query_encoder=environ.get("ARTICLEBOT_QUERY_ENCODER"),
+        ),
+        passages=_section(
+            passages, SplitSettings, ("max_sentences", "max_words", "stride", "cross_paragraphs")
+        ),
         telegram=_telegram(telegram, environ),
         feeds=tuple(dict.fromkeys(feed.strip() for feed in feeds)),
-        ingest=IngestSettings(
-            poll_minutes=ingest.get("poll_minutes", float, IngestSettings.poll_minutes),
-            max_articles=ingest.get("max_articles", int, IngestSettings.max_articles),
-            allow_private=ingest.get("allow_private", bool, IngestSettings.allow_private),
-        ),
+        ingest=_section(ingest, IngestSettings, ("poll_minutes", "max_articles", "allow_private")),
         user_articles=default_user_articles_dir(environ),
     )
     for reader_ in (reader, search, answer, model, passages, telegram, ingest):
         reader_.reject_unknown()
     validate(config)
     return config
+
+
+def _section(table: _Reader, kind: type[_S], keys: Sequence[str], **environment: str | None) -> _S:
+    """One section's settings: each key read as the type of its default (the class holds the
+    defaults and checks the values); a value from the environment wins over the file's."""
+    defaults = kind()
+    values = {key: table.get(key, type(getattr(defaults, key)), getattr(defaults, key)) for key in keys}
+    values.update({key: value for key, value in environment.items() if value})
+    try:
+        return kind(**values)
+    except ValueError as error:
+        raise ConfigError(f"{table.prefix}{error}") from None
 
 
 def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:
@@ -247,25 +263,6 @@ def validate(config: Config) -> None:
     """One sentence naming the key and the fix for the first value that cannot work."""
     if config.max_article_mb <= 0:
         raise ConfigError(f"max_article_mb is {config.max_article_mb}: use a size in megabytes above 0")
-    if config.top_k < 1 or config.top_k > 50:
-        raise ConfigError(f"search.top_k is {config.top_k}: use a number from 1 to 50")
-    if config.mode not in SEARCH_MODES:
-        raise ConfigError(f"search.mode is {config.mode!r}: use one of {', '.join(SEARCH_MODES)}")
-    if (
-        config.dense_weight < 0
-        or config.lexical_weight < 0
-        or config.dense_weight + config.lexical_weight == 0
-    ):
-        raise ConfigError("search.dense_weight and search.lexical_weight must be >= 0 and not both 0")
-    if not 0.0 <= config.abstain_threshold <= 1.0:
-        raise ConfigError(f"answer.abstain_threshold is {config.abstain_threshold}: use a number from 0 to 1")
-    if config.device not in DEVICES:
-        raise ConfigError(f"model.device is {config.device!r}: use one of {', '.join(DEVICES)}")
-    if config.query_encoder not in QUERY_ENCODERS:
-        choices = ", ".join(QUERY_ENCODERS)
-        raise ConfigError(f"model.query_encoder is {config.query_encoder!r}: use one of {choices}")
-    if config.ann_threshold < 1:
-        raise ConfigError(f"search.ann_threshold is {config.ann_threshold}: use a passage count >= 1")
     telegram = config.telegram
     if telegram.mode not in ("polling", "webhook"):
         raise ConfigError(f"telegram.mode is {telegram.mode!r}: use 'polling' or 'webhook'")
@@ -280,11 +277,6 @@ def validate(config: Config) -> None:
         raise ConfigError(f"telegram.webhook_port is {telegram.webhook_port}: use a port from 1 to 65535")
     if telegram.questions_per_minute < 1:
         raise ConfigError("telegram.questions_per_minute must be at least 1")
-    ingest = config.ingest
-    if not 1 <= ingest.poll_minutes <= 7 * 24 * 60:
-        raise ConfigError(f"ingest.poll_minutes is {ingest.poll_minutes:g}: use 1 to 10080 (a week)")
-    if ingest.max_articles < 1:
-        raise ConfigError(f"ingest.max_articles is {ingest.max_articles}: use 1 or more")
     for feed in config.feeds:
         if not re.match(r"https?://[^\s/]+", feed):
             raise ConfigError(f"feeds: {feed!r} is not an http(s) URL")

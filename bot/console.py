@@ -64,7 +64,8 @@ class ConsoleSession:
         if self.last_question is None:
             self.console.print("ask a question first; :more then shows further passages", style="yellow")
             return
-        answer: Answer = self.engine.ask(self.last_question, top_k=self.shown + self.engine.config.top_k)
+        more = self.shown + self.engine.config.search.top_k
+        answer: Answer = self.engine.ask(self.last_question, top_k=more)
         further = answer.passages[self.shown :]
         if not further:
             self.console.print("no further passages", style="yellow")

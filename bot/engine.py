@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -12,23 +13,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.answer import Answer, AnswerSettings, compose_answer, normalize_question
+from bot.answer import Answer, compose_answer, normalize_question
 from bot.config import Config
 from bot.reader import Reader
 from bot.spelling import SpellingCorrector
 from index.articles import Article, load_articles
+from index.build import BuildReport, build_index
 from index.embed import Embedder, SentenceTransformerEmbedder
-from index.errors import ArticlebotError
+from index.errors import ArticlebotError, IndexMismatchError
 from index.ingest import ArticleFolder, Outcome
-from index.store import (
-    MANIFEST,
-    BuildReport,
-    HybridWeights,
-    PassageIndex,
-    build_index,
-    index_is_current,
-    load_index,
-)
+from index.manifest import MANIFEST, index_is_current
+from index.search import PassageIndex
+from index.storage import load_index
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +80,9 @@ class AnswerEngine:
         self.config = config
         # The embedder builds the index; the query encoder turns questions into vectors and
         # must give the same vectors (it may be a lighter runtime of the same model).
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.device)
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.model.device)
         self.query_encoder: Embedder = query_encoder or _default_query_encoder(
-            self.embedder, config.query_encoder
+            self.embedder, config.model.query_encoder
         )
         self.status = status
         self._index: PassageIndex | None = None
@@ -98,16 +94,6 @@ class AnswerEngine:
         self._corrector: tuple[PassageIndex, SpellingCorrector] | None = None
         # Called with the new index after a reload, from the thread that asked.
         self.on_reload: Callable[[PassageIndex], None] | None = None
-
-    @property
-    def settings(self) -> AnswerSettings:
-        c = self.config
-        return AnswerSettings(
-            top_k=c.top_k,
-            mode=c.mode,
-            weights=HybridWeights(dense=c.dense_weight, lexical=c.lexical_weight),
-            abstain_threshold=c.abstain_threshold,
-        )
 
     def read_articles(self) -> list[Article]:
         """The articles as they are on disk now (folders gain files while the bot runs)."""
@@ -128,9 +114,13 @@ class AnswerEngine:
     def ensure_index(self, *, rebuild: bool = False, progress: bool = False) -> PassageIndex:
         """Load the saved index, after building or updating it when the articles changed."""
         directory = self.config.index_dir
+        loaded = False
         if not rebuild and index_is_current(directory, self.read_articles(), self.config.passages):
-            self._set_index(load_index(directory, self.embedder))
-        else:
+            # One built another way (model, format) is built again: the build says so in one line.
+            with contextlib.suppress(IndexMismatchError):
+                self._set_index(load_index(directory, self.embedder))
+                loaded = True
+        if not loaded:
             self.build(rebuild=rebuild, progress=progress)
         assert self._index is not None
         return self._index
@@ -181,8 +171,8 @@ class AnswerEngine:
             self.config.passages,
             rebuild=rebuild,
             progress=progress,
-            ann_threshold=self.config.ann_threshold,
-            on_wait=lambda message: self.status(f"articlebot: {message}"),
+            ann_threshold=self.config.search.ann_threshold,
+            on_notice=lambda message: self.status(f"articlebot: {message}"),
             on_article=None if progress else self._report_splitting(),
         )
         self._set_index(index)
@@ -261,15 +251,15 @@ class AnswerEngine:
         """Answer one question; raises QuestionError for an empty or over-long one."""
         question = normalize_question(question)
         index = self.index
-        settings = self.settings
+        search = self.config.search
         if top_k is not None:
-            settings = dataclasses.replace(settings, top_k=top_k)
+            search = dataclasses.replace(search, top_k=top_k)
         started = time.perf_counter()
         # Typos mended for searching and reading; the answer still shows the question as asked.
         mended = self._spelling(index).correct(question)
-        vector = None if settings.mode == "lexical" else self.query_encoder.encode([mended])[0]
+        vector = None if search.mode == "lexical" else self.query_encoder.encode([mended])[0]
         encoded = time.perf_counter()
-        answer = compose_answer(mended, vector, index, self.reader, settings)
+        answer = compose_answer(mended, vector, index, self.reader, search, self.config.answer)
         answer = dataclasses.replace(answer, question=question)
         answer.timings_ms["encode"] = round((encoded - started) * 1000, 2)
         answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)

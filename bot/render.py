@@ -17,16 +17,32 @@ WIDTH = 92
 TITLE_CHARS = 48
 
 
+def where_in_article(
+    title: str,
+    date: str | None,
+    paragraph: int,
+    *,
+    last_paragraph: int | None = None,
+    paragraph_count: int | None = None,
+) -> str:
+    """Where a passage stands, as every front end says it: 'title · date · paragraph N of M'
+    (or 'paragraphs N–M')."""
+    where = f"paragraph {paragraph}"
+    if last_paragraph is not None and last_paragraph != paragraph:
+        where = f"paragraphs {paragraph}–{last_paragraph}"
+    if paragraph_count:
+        where += f" of {paragraph_count}"
+    return " · ".join([title, *([date] if date else []), where])
+
+
 def source_line(quoted: QuotedPassage, paragraph: int | None = None) -> str:
-    """Where a passage (or the sentence in it) stands: title · date · paragraph N of M."""
-    parts = [_shorten(quoted.title, TITLE_CHARS)]
-    if quoted.date:
-        parts.append(quoted.date)
-    where = f"paragraph {paragraph or quoted.paragraph}"
-    if quoted.paragraph_count:
-        where += f" of {quoted.paragraph_count}"
-    parts.append(where)
-    return " · ".join(parts)
+    """Where a passage (or the sentence in it) stands, its title shortened for a terminal line."""
+    return where_in_article(
+        shorten(quoted.title, TITLE_CHARS),
+        quoted.date,
+        paragraph or quoted.paragraph,
+        paragraph_count=quoted.paragraph_count,
+    )
 
 
 def render_rich(answer: Answer, *, marks: bool = False, width: int = WIDTH) -> Group:
@@ -107,8 +123,9 @@ def quote(
     return body
 
 
-def _shorten(text: str, limit: int) -> str:
-    text = text.rstrip("…")
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line in at most `limit` characters, cut at a word with an ellipsis."""
+    text = " ".join(text.split()).rstrip("…")
     if len(text) <= limit:
         return text
     return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"

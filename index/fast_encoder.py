@@ -226,6 +226,9 @@ def _erf(x: np.ndarray) -> np.ndarray:
     return np.asarray(sign * (1.0 - poly * np.exp(-a * a)), dtype=np.float32)
 
 
+_fallback_said = False
+
+
 def fast_query_encoder(*, load: bool = False) -> NumpyMiniLMEncoder | None:
     """The torch-free encoder, or None when it cannot run here (then use sentence-transformers).
 
@@ -243,5 +246,13 @@ def fast_query_encoder(*, load: bool = False) -> NumpyMiniLMEncoder | None:
             raise FastEncoderUnavailable(f"missing {', '.join(missing)}")
         return encoder.load() if load else encoder
     except (ImportError, OSError, KeyError, ValueError, FastEncoderUnavailable) as error:
-        log.info("the fast question encoder is unavailable (%s); using sentence-transformers", error)
+        global _fallback_said
+        if not _fallback_said:
+            # Seconds more per cold start (torch is imported): worth a line, once a process.
+            log.warning(
+                "the fast question encoder cannot run (%s): questions go through sentence-transformers, "
+                "which imports torch (a cold start takes seconds longer)",
+                error,
+            )
+            _fallback_said = True
         return None

@@ -182,8 +182,8 @@ def squad_articles(folder: Path, limit: int | None) -> int:
 def bench_build(name: str, article_paths: Sequence[Path], embedder: Any, target: Path) -> Any:
     """Full build (split, embed, BM25, save) against the bare encoder on the texts it embeds."""
     from index.articles import load_articles
+    from index.build import build_index
     from index.split import SplitSettings, split_article
-    from index.store import build_index
 
     print(f"build: {name}", file=sys.stderr)
     articles = load_articles(list(article_paths))
@@ -256,7 +256,8 @@ def bench_interrupted_build(squad_folder: Path, embedder: Any, work: Path) -> No
     import shutil
 
     from index.articles import load_articles
-    from index.store import build_index, load_index
+    from index.build import build_index
+    from index.storage import load_index
 
     print("interrupted build", file=sys.stderr)
     articles_folder = work / "interrupt-articles"
@@ -270,7 +271,7 @@ def bench_interrupted_build(squad_folder: Path, embedder: Any, work: Path) -> No
     code = (
         "from pathlib import Path\n"
         "from index.articles import load_articles\nfrom index.embed import SentenceTransformerEmbedder\n"
-        "from index.store import build_index\n"
+        "from index.build import build_index\n"
         f"build_index(load_articles([Path({str(articles_folder)!r})]), SentenceTransformerEmbedder(),"
         f" Path({str(folder)!r}), on_article=lambda article: Path({str(marker)!r}).touch())"
     )
@@ -283,7 +284,7 @@ def bench_interrupted_build(squad_folder: Path, embedder: Any, work: Path) -> No
     killed_while_running = process.poll() is None
     process.kill()
     process.wait()
-    survived = load_index(folder, embedder).manifest["passage_count"] > 0
+    survived = len(load_index(folder, embedder).passages) > 0
     started = time.perf_counter()
     _, report = build_index(load_articles([articles_folder]), embedder, folder)
     leftovers = len(list(folder.glob("gen-*")))
@@ -296,6 +297,113 @@ def bench_interrupted_build(squad_folder: Path, embedder: Any, work: Path) -> No
         "restarts cleanly",
         killed_while_running and survived and leftovers == 1,
     )
+
+
+# Articles arriving -------------------------------------------------------------------------
+
+
+def bench_ingest(squad_folder: Path, index_dir: Path, embedder: Any, work: Path) -> None:
+    """`add` of one web page to the SQuAD index, against embedding that article alone; then how
+    soon a running engine answers from an index another process (`articlebot add`) updated."""
+    import functools
+    import html
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from bot.config import BUNDLED_ARTICLES, Config, IngestSettings
+    from bot.engine import AnswerEngine
+    from index.articles import load_articles
+    from index.split import SplitSettings, split_article
+
+    print("ingest", file=sys.stderr)
+    site = work / "site"
+    site.mkdir()
+    [bundled] = load_articles([BUNDLED_ARTICLES])
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in bundled.text.split("\n\n"))
+    storm = (
+        "<p>A storm closed the harbour of Port Ellis on Monday, and the ferry to Marrow Island was "
+        "cancelled.</p><p>Harbour master Dalia Fenwick said the ferry would sail again on Thursday.</p>"
+    )
+    for name, title, body in (
+        ("first", bundled.title, paragraphs),
+        ("second", "Storm closes harbour", storm),
+    ):
+        (site / f"{name}.html").write_text(
+            f"<html><head><title>{html.escape(title)}</title></head><body><article><h1>{html.escape(title)}"
+            f"</h1>{body}</article></body></html>",
+            encoding="utf-8",
+        )
+    handler = functools.partial(_quiet_handler(), directory=str(site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        config = Config(
+            articles=(squad_folder,), index_dir=index_dir, ingest=IngestSettings(allow_private=True)
+        )
+        engine = AnswerEngine(config, embedder=embedder, status=lambda m: None)
+        engine.ensure_index()
+        paragraphs_before = len(list(squad_folder.glob("*.txt")))
+        split = split_article(bundled, SplitSettings(), embedder.count_tokens)
+        texts = [p.text for p in split[1]] + [s.text for s in split[0]]
+        started = time.perf_counter()
+        embedder.encode(texts)
+        alone = time.perf_counter() - started
+        started = time.perf_counter()
+        ingest = engine.add([f"{base}/first.html"])
+        added = time.perf_counter() - started
+        assert [o.status for o in ingest.outcomes] == ["added"], ingest.outcomes
+        row(
+            "ingest",
+            f"add one web page ({len(split[1])} passages, {len(split[0])} sentences) to an index of "
+            f"{paragraphs_before} SQuAD paragraphs: fetch, extract, save, embed, update",
+            f"{added:.2f} s; embedding the article alone {alone:.2f} s; ratio {added / alone:.2f}",
+            "ratio <= 3",
+            added / alone <= 3,
+        )
+        # A running engine, and `articlebot add` in another process beside it.
+        config_file = work / "ingest.toml"
+        config_file.write_text(
+            f"articles = [{str(squad_folder)!r}]\nindex_dir = {str(index_dir)!r}\n"
+            "[ingest]\nallow_private = true\n",
+            encoding="utf-8",
+        )
+        question = "Who is the harbour master of Port Ellis?"
+        engine.ask(question)
+        command = [
+            str(Path(PYTHON).parent / "articlebot"),
+            "--config",
+            str(config_file),
+            "add",
+            f"{base}/second.html",
+        ]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        finished = time.perf_counter()
+        answer = engine.ask(question)
+        answered = time.perf_counter() - finished
+        new = answer.sentence is not None and answer.sentence.title == "Storm closes harbour"
+        row(
+            "ingest",
+            "`articlebot add` in another process, then a question to the running engine: "
+            "from the add's exit to the answer (index reloaded)",
+            f"{answered:.2f} s (the add itself {finished - started:.1f} s); "
+            f"answered from the new article: {new}",
+            "<= 2 s",
+            answered <= 2 and new,
+        )
+    finally:
+        server.shutdown()
+
+
+def _quiet_handler() -> type:
+    from http.server import SimpleHTTPRequestHandler
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Quiet
 
 
 # Warm latency and memory ------------------------------------------------------------------
@@ -353,9 +461,8 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
                 answers.append(time.perf_counter() - started)
                 shares.append(answer.timings_ms["read"] / answer.timings_ms["total"])
                 vector = engine.query_encoder.encode([question])[0]
-                settings = engine.settings
                 hits = engine.index.search(
-                    question, vector, k=CANDIDATE_PASSAGES, mode=settings.mode, weights=settings.weights
+                    question, vector, k=CANDIDATE_PASSAGES, settings=engine.config.search
                 )
                 texts = [question, *(hit.passage.text for hit in hits)]
                 started = time.perf_counter()
@@ -382,9 +489,10 @@ def bench_memory(index_dir: Path) -> None:
     def peak(query_encoder: str) -> dict[str, Any]:
         return child(
             "import json, sys\nfrom pathlib import Path\n"
-            "from bot.config import Config\nfrom bot.engine import AnswerEngine\n"
+            "from bot.config import Config, ModelSettings\nfrom bot.engine import AnswerEngine\n"
             "from bot.render import answer_to_json, render_text\n"
-            f"config = Config(index_dir=Path({str(index_dir)!r}), query_encoder={query_encoder!r})\n"
+            f"config = Config(index_dir=Path({str(index_dir)!r}),"
+            f" model=ModelSettings(query_encoder={query_encoder!r}))\n"
             "said = []\nengine = AnswerEngine(config, status=said.append)\n"
             f"for q in {QUESTIONS!r}:\n    a = engine.ask(q); render_text(a); json.dumps(answer_to_json(a))\n"
             # VmHWM, not ru_maxrss: the latter keeps the forking parent's size across exec.
@@ -439,9 +547,10 @@ def bench_scale(
     """Dense and lexical search at `sizes` passages: real SQuAD vectors and words, generated bulk."""
     import faiss
 
+    from index.dense import dense_index, describe_dense_index
     from index.lexical import LexicalIndex
+    from index.search import PassageIndex, SearchSettings
     from index.split import Passage, Sentence
-    from index.store import PassageIndex, dense_index, describe_dense_index
 
     anchors = np.asarray(
         np.concatenate([squad_index.passage_vectors, squad_index.sentence_vectors]), np.float32
@@ -514,12 +623,12 @@ def bench_scale(
         row("scale", f"{label}: bm25s build", f"{lexical_built:.0f} s (RSS grew {rss_mb() - before:.0f} MB)")
         before = rss_mb()
         mapped = np.load(path, mmap_mode="r")
-        index = PassageIndex([], sentence_rows, passages, mapped, mapped, lexical, {}, ann)
+        index = PassageIndex([], sentence_rows, passages, mapped, mapped, lexical, faiss_index=ann)
         timings: dict[str, list[float]] = {"hybrid": [], "dense": [], "lexical": []}
         for mode, times in timings.items():
             for question, vector in zip(questions[:200], query_vectors[:200], strict=False):
                 started = time.perf_counter()
-                index.search(question, vector, k=5, mode=mode)
+                index.search(question, vector, k=5, settings=SearchSettings(mode=mode))
                 times.append(time.perf_counter() - started)
         for mode in ("dense", "lexical"):
             times = timings[mode]
@@ -578,7 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--scale", type=int, nargs="*", default=None, metavar="N", help="scale sizes (default 100000 1000000)"
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["model", "cold", "build", "warm", "memory", "scale"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["model", "cold", "build", "warm", "memory", "scale", "ingest"],
     )
     parser.add_argument("--rounds", type=int, default=10, help="rounds of the question set for warm latency")
     parser.add_argument("--out", type=Path, help="also write the table (Markdown) here")
@@ -599,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         embedder.encode(["warm up"])
         bundled_dir = work / "index-bundled"
         squad_index = None
-        if "build" not in args.skip or "scale" not in args.skip:
+        if {"build", "scale", "ingest"} - set(args.skip):  # each needs the SQuAD index
             bench_build("bundled article", [BUNDLED_ARTICLES], embedder, bundled_dir)
             squad_folder = work / "squad"
             squad_articles(squad_folder, squad_limit)
@@ -608,9 +720,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if "build" not in args.skip:
                 bench_interrupted_build(squad_folder, embedder, work)
+            if "ingest" not in args.skip:
+                bench_ingest(squad_folder, work / "index-squad", embedder, work)
         if not (bundled_dir / "manifest.json").exists():
             from index.articles import load_articles
-            from index.store import build_index
+            from index.build import build_index
 
             build_index(load_articles([BUNDLED_ARTICLES]), embedder, bundled_dir)
         if "cold" not in args.skip:

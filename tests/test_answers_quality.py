@@ -46,7 +46,7 @@ def test_irregular_past_forms_meet_their_base_form() -> None:
 def test_off_topic_questions_score_far_below_the_threshold_and_on_topic_ones_above(
     engine: AnswerEngine,
 ) -> None:
-    threshold = engine.settings.abstain_threshold
+    threshold = engine.config.answer.abstain_threshold
     for question in (
         "What is the capital of France?",
         "Who won the 2018 World Cup?",

@@ -23,7 +23,7 @@ def test_defaults_serve_the_bundled_article(tmp_path: Path) -> None:
     config = load_config(None, environ={"XDG_CACHE_HOME": str(tmp_path)})
     assert config.articles == (BUNDLED_ARTICLES,)
     assert config.index_dir == tmp_path / "articlebot" / "index"
-    assert config.mode == "hybrid"
+    assert config.search.mode == "hybrid"
 
 
 def test_example_config_is_valid_and_matches_the_defaults(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     config = load_config(path, environ={})
     assert config.articles == (tmp_path / "news", Path("/abs/a.txt"))
     assert config.index_dir == tmp_path / "idx"
-    assert config.top_k == 5
+    assert config.search.top_k == 5
 
 
 def test_environment_overrides_paths_and_secrets(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_environment_overrides_paths_and_secrets(tmp_path: Path) -> None:
     assert config.index_dir == tmp_path / "env-index"
     assert config.articles == (tmp_path / "a.txt", tmp_path / "b")
     assert config.telegram.token == "from-env"
-    assert config.device == "auto"
+    assert config.model.device == "auto"
     assert "from-env" not in repr(config)
 
 
@@ -86,7 +86,7 @@ def test_the_webhook_listens_on_loopback_unless_told_otherwise(tmp_path: Path) -
 
 def test_config_file_named_by_environment(tmp_path: Path) -> None:
     path = _write(tmp_path, "[search]\ntop_k = 7\n")
-    assert load_config(None, environ={"ARTICLEBOT_CONFIG": str(path)}).top_k == 7
+    assert load_config(None, environ={"ARTICLEBOT_CONFIG": str(path)}).search.top_k == 7
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
         ("[search]\ndense_weight = 0\nlexical_weight = 0\n", "not both 0"),
         ("[answer]\nabstain_threshold = 2\n", "answer.abstain_threshold is 2.0"),
         ("[model]\ndevice = 'tpu'\n", "model.device is 'tpu'"),
-        ("[passages]\nstride = 9\n", "passages: stride must be between 1 and max_sentences"),
+        ("[passages]\nstride = 9\n", "passages.stride must be between 1 and max_sentences"),
         ("[serch]\ntop_k = 3\n", "unknown config key serch"),
         ("[search]\ntopk = 3\n", "unknown config key search.topk"),
         ("articles = 'news/'\n", "articles must be a list"),

@@ -25,6 +25,7 @@ from bot.evaluation.metrics import (
 from bot.evaluation.squad import SquadFormatError, load_squad
 from bot.reader import Reader
 from index.embed import SentenceTransformerEmbedder
+from index.search import SearchSettings
 from index.split import SplitSettings
 
 
@@ -188,6 +189,7 @@ def test_the_harness_answers_a_small_squad_file_with_the_real_model(
         corpus,
         questions,
         vectors,
+        SearchSettings(),
         AnswerSettings(),
         ["per-article", "pooled"],
         ["hybrid", "lexical"],

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot.config import Config
+from bot.config import Config, ModelSettings
 from bot.engine import AnswerEngine
 from index.embed import SentenceTransformerEmbedder
 from index.fast_encoder import NumpyMiniLMEncoder, fast_query_encoder
@@ -97,7 +98,9 @@ def test_engine_uses_the_fast_encoder_by_default(
     bundled_config: Config, embedder: SentenceTransformerEmbedder
 ) -> None:
     assert isinstance(AnswerEngine(bundled_config, embedder=embedder).query_encoder, NumpyMiniLMEncoder)
-    reference = AnswerEngine(bundled_config.replace(query_encoder="sentence-transformers"), embedder=embedder)
+    reference = AnswerEngine(
+        bundled_config.replace(model=ModelSettings(query_encoder="sentence-transformers")), embedder=embedder
+    )
     assert reference.query_encoder is embedder
 
 
@@ -126,3 +129,20 @@ def test_auto_device_is_cuda_only_when_torch_sees_a_gpu() -> None:
 
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == "cpu"
+
+
+def test_falling_back_to_torch_is_said_once_at_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cold start going from half a second to six without a word is a bug report waiting to happen."""
+    from index import fast_encoder
+
+    monkeypatch.setattr(fast_encoder, "model_path", lambda: tmp_path)  # no model files there
+    monkeypatch.setattr(fast_encoder, "_fallback_said", False)
+    with caplog.at_level(logging.WARNING, logger="index.fast_encoder"):
+        assert fast_query_encoder() is None
+        assert fast_query_encoder() is None
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    said = record.getMessage()
+    assert "missing model.safetensors" in said and "sentence-transformers" in said

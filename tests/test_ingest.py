@@ -20,7 +20,7 @@ from bot.engine import AnswerEngine
 from index.articles import load_articles
 from index.embed import SentenceTransformerEmbedder
 from index.ingest import ADDED, FAILED, LEDGER, REMOVED, UNCHANGED, UPDATED, ArticleFolder
-from index.store import MANIFEST, read_manifest
+from index.manifest import MANIFEST, Manifest
 
 ARTICLEBOT = Path(sys.executable).parent / "articlebot"
 
@@ -315,8 +315,8 @@ def test_add_beside_the_bundled_article_saves_to_the_users_folder(site, tmp_path
     )  # fmt: skip
     assert asked.returncode == 0, asked.stderr
     assert "Joss Amberley**" in asked.stdout.split("\n")[0]
-    manifest = read_manifest(tmp_path / "cache" / "articlebot" / "index")
-    assert len(manifest["articles"]) == 2  # the bundled article and the added one
+    manifest = Manifest.read(tmp_path / "cache" / "articlebot" / "index")
+    assert len(manifest.articles) == 2  # the bundled article and the added one
 
 
 @pytest.mark.slow

@@ -10,8 +10,10 @@ import pytest
 
 from bot.config import BUNDLED_ARTICLES, ConfigError, load_config
 from index.articles import load_articles
+from index.build import build_index
+from index.dense import dense_index, describe_dense_index
 from index.embed import SentenceTransformerEmbedder
-from index.store import build_index, dense_index, describe_dense_index, load_index
+from index.storage import load_index
 
 
 def _clustered(count: int, dimension: int = 64, centres: int = 300, seed: int = 0) -> np.ndarray:
@@ -60,8 +62,8 @@ def test_approximate_index_round_trip(tmp_path: Path, embedder: SentenceTransfor
     articles = load_articles([BUNDLED_ARTICLES])
     exact, _ = build_index(articles, embedder, tmp_path / "exact")
     built, _ = build_index(articles, embedder, tmp_path / "ann", ann_threshold=1)
-    assert built.manifest["dense_index"].startswith("IVF")
-    assert exact.manifest["dense_index"] == "flat"
+    assert built.manifest is not None and built.manifest.dense_index.startswith("IVF")
+    assert exact.manifest is not None and exact.manifest.dense_index == "flat"
     loaded = load_index(tmp_path / "ann", embedder)
     assert not isinstance(loaded.faiss_index, faiss.IndexFlat)
     # Vectors are mapped from disk, not read whole.
@@ -77,7 +79,7 @@ def test_approximate_index_round_trip(tmp_path: Path, embedder: SentenceTransfor
 def test_threshold_is_configurable(tmp_path: Path) -> None:
     config_file = tmp_path / "articlebot.toml"
     config_file.write_text("[search]\nann_threshold = 5000\n", encoding="utf-8")
-    assert load_config(config_file, environ={}).ann_threshold == 5000
+    assert load_config(config_file, environ={}).search.ann_threshold == 5000
     config_file.write_text("[search]\nann_threshold = 0\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"search\.ann_threshold"):
         load_config(config_file, environ={})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -17,12 +18,15 @@ import pytest
 
 from bot.config import Config
 from bot.engine import AnswerEngine
-from index import store
+from index import storage
 from index.articles import load_articles
+from index.build import build_index
 from index.embed import SentenceTransformerEmbedder
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError, IndexWriteError
 from index.lexical import LexicalIndex
-from index.store import MANIFEST, build_index, load_index
+from index.manifest import MANIFEST, Manifest
+from index.search import SearchSettings
+from index.storage import load_index
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +38,12 @@ PAUSED_BUILD = """
 import sys
 from pathlib import Path
 
-from index import store
+from index import storage
 from index.articles import load_articles
+from index.build import build_index
 from index.embed import SentenceTransformerEmbedder
 
-replace_manifest = store.atomic_write
+replace_manifest = storage.atomic_write
 
 
 def pause_then_replace(path, text):
@@ -47,8 +52,8 @@ def pause_then_replace(path, text):
     replace_manifest(path, text)
 
 
-store.atomic_write = pause_then_replace
-store.build_index(load_articles([Path(sys.argv[1])]), SentenceTransformerEmbedder("cpu"), Path(sys.argv[2]))
+storage.atomic_write = pause_then_replace
+build_index(load_articles([Path(sys.argv[1])]), SentenceTransformerEmbedder("cpu"), Path(sys.argv[2]))
 """
 
 STORIES = {
@@ -104,7 +109,7 @@ def test_faiss_matches_brute_force_cosine(
     for question in ["who lost power?", "what happens to fuel taxes?", "who won the cup?"]:
         vector = counting.encode([question])[0]
         brute = index.passage_vectors @ vector
-        hits = index.search(question, vector, k=len(index.passages), mode="dense")
+        hits = index.search(question, vector, k=len(index.passages), settings=SearchSettings(mode="dense"))
         assert [h.passage.id for h in hits] == [
             index.passages[i].id for i in np.argsort(-brute, kind="stable")
         ]
@@ -117,10 +122,12 @@ def test_each_mode_finds_the_obvious_passage(
     index, _ = build_index(load_articles([articles_dir]), counting, tmp_path / "index")
     vector = counting.encode(["how many shelters did the mayor open?"])[0]
     for mode in ("hybrid", "dense", "lexical"):
-        (best, *_) = index.search("how many shelters did the mayor open?", vector, k=3, mode=mode)
+        (best, *_) = index.search(
+            "how many shelters did the mayor open?", vector, k=3, settings=SearchSettings(mode=mode)
+        )
         assert "three shelters" in best.passage.text, mode
-    with pytest.raises(ValueError, match="unknown search mode"):
-        index.search("x", vector, mode="fuzzy")
+    with pytest.raises(ValueError, match=r"mode is 'fuzzy': use one of hybrid, dense, lexical"):
+        index.search("x", vector, settings=SearchSettings(mode="fuzzy"))
 
 
 def test_save_and_load_round_trip(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:
@@ -222,20 +229,28 @@ def test_a_build_without_a_terminal_reports_long_articles_and_skipped_files_in_p
     assert len(splitting) == 2 and all("characters)" in m for m in splitting)
 
 
-def test_mismatched_index_is_refused_with_the_reason(
-    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"model": "another/model"}, "was built with model 'another/model', not"),
+        ({"format_version": 0}, "was built with format_version 0, not 1"),
+    ],
+)
+def test_an_index_built_another_way_is_refused_by_load_and_built_again_with_one_line(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder, change: dict[str, object], said: str
 ) -> None:
     index_dir = tmp_path / "index"
     build_index(load_articles([articles_dir]), counting, index_dir)
     manifest = json.loads((index_dir / MANIFEST).read_text())
-    (index_dir / MANIFEST).write_text(json.dumps({**manifest, "model": "another/model"}))
-    with pytest.raises(IndexMismatchError, match=r"built with model 'another/model'.*--rebuild"):
+    (index_dir / MANIFEST).write_text(json.dumps({**manifest, **change}))
+    with pytest.raises(IndexMismatchError, match=rf"{re.escape(said)}.*--rebuild"):
         load_index(index_dir, counting)
-    with pytest.raises(IndexMismatchError):
-        build_index(load_articles([articles_dir]), counting, index_dir)
-    index, _ = build_index(load_articles([articles_dir]), counting, index_dir, rebuild=True)
-    assert load_index(index_dir, counting).manifest["model"] == counting.model_name
-    assert len(index.passages) > 0
+    notices: list[str] = []
+    index, report = build_index(load_articles([articles_dir]), counting, index_dir, on_notice=notices.append)
+    [notice] = notices
+    assert said in notice and notice.endswith(": building it again from scratch")
+    assert report.embedded_articles == 3 and len(index.passages) > 0
+    assert Manifest.read(index_dir).model == counting.model_name
 
 
 @pytest.mark.parametrize(
@@ -291,12 +306,12 @@ def test_index_check_verifies_every_checksum(
 ) -> None:
     index_dir = tmp_path / "index"
     build_index(load_articles([articles_dir]), counting, index_dir)
-    manifest = json.loads((index_dir / MANIFEST).read_text())
-    assert store.verify_files(index_dir, manifest, every_checksum=True) == len(manifest["files"]) >= 6
+    manifest = Manifest.read(index_dir)
+    assert storage.verify_files(index_dir, manifest, every_checksum=True) == len(manifest.files) >= 6
     # A file too large to checksum on every load is still caught by the full check.
-    _flip_a_byte(index_dir / manifest["generation"] / "passage_vectors.npy")
+    _flip_a_byte(index_dir / str(manifest.generation) / "passage_vectors.npy")
     with pytest.raises(IndexCorruptError, match=r"passage_vectors\.npy has changed"):
-        store.verify_files(index_dir, manifest, every_checksum=True)
+        storage.verify_files(index_dir, manifest, every_checksum=True)
 
 
 def test_a_folder_that_is_not_an_index_is_refused_never_emptied(
@@ -407,7 +422,7 @@ HOLD_THE_LOCK = """
 import sys, time
 from pathlib import Path
 
-from index.store import build_lock
+from index.build import build_lock
 
 with build_lock(Path(sys.argv[1])):
     print("locked", flush=True)
@@ -461,7 +476,8 @@ async def test_two_builds_at_once_leave_a_whole_index(
     assert second.returncode == 0, (said + second_err).decode()
     index = load_index(index_dir, counting)  # not "damaged"
     assert set(index.articles) == {"storm", "budget", "match", "extra"}
-    assert [p.name for p in index_dir.glob("gen-*")] == [index.manifest["generation"]]
+    assert index.manifest is not None
+    assert [p.name for p in index_dir.glob("gen-*")] == [index.manifest.generation]
     assert f"articlebot: another build of the index at {index_dir} is running" in said.decode()
     assert second_out.decode().startswith("indexed 4 articles")
 
@@ -474,22 +490,23 @@ def test_a_reader_retries_once_when_a_build_replaces_the_index_under_it(
     index_dir = tmp_path / "index"
     build_index(load_articles([articles_dir]), counting, index_dir)
     (articles_dir / "extra.txt").write_text("A new bridge opened in the north.", encoding="utf-8")
-    read_manifest = store.read_manifest
+    read_manifest = Manifest.read
     swapped: list[str] = []
 
-    def read_then_rebuild(directory: Path) -> dict[str, object]:
+    def read_then_rebuild(directory: Path) -> Manifest:
         manifest = read_manifest(directory)
         if not swapped:
-            swapped.append(str(manifest["generation"]))
+            swapped.append(str(manifest.generation))
             # A real build, between the reader's look at the manifest and its reading the files.
             build_index(load_articles([articles_dir]), counting, index_dir)
         return manifest
 
-    monkeypatch.setattr(store, "read_manifest", read_then_rebuild)
+    monkeypatch.setattr(Manifest, "read", staticmethod(read_then_rebuild))
     index = load_index(index_dir, counting)
     assert not (index_dir / swapped[0]).exists()  # the generation it first read about is gone
     assert "extra" in index.articles
-    assert index.manifest["generation"] == json.loads((index_dir / MANIFEST).read_text())["generation"]
+    assert index.manifest is not None
+    assert index.manifest.generation == json.loads((index_dir / MANIFEST).read_text())["generation"]
 
 
 def test_a_build_killed_while_holding_the_lock_leaves_none_behind(

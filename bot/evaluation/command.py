@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from index.search import SEARCH_MODES
+
 if TYPE_CHECKING:
     from bot.config import Config
     from bot.evaluation.harness import Result
 
 SETTING_CHOICES = ("per-article", "pooled")
-MODE_CHOICES = ("hybrid", "dense", "lexical")
+MODE_CHOICES = SEARCH_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +89,7 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
     split = config.passages
     if args.passages == "paragraphs":
         split = SplitSettings(max_sentences=1000, max_words=100_000, stride=1000, cross_paragraphs=False)
-    embedder: Embedder = SentenceTransformerEmbedder(config.device)
+    embedder: Embedder = SentenceTransformerEmbedder(config.model.device)
     if args.cache_dir:
         embedder = harness.CachingEmbedder(embedder, Path(args.cache_dir).expanduser())
     questions = harness.select_questions(squad, args.limit, args.sample)
@@ -99,7 +101,7 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
         asked = [q for group in questions for q in group]
         vectors = dict(zip([q.id for q in asked], embedder.encode([q.text for q in asked]), strict=True))
     engine = AnswerEngine(config, embedder=embedder)
-    base = engine.settings
+    search, base = config.search, config.answer
     readers = [engine.reader.load() if choice == "on" else None for choice in args.reader or ("on", "off")]
     total = len(asked) * len(settings_names) * len(modes) * len(readers)
     outcomes: list[dict[str, Any]] | None = [] if args.outcomes else None
@@ -116,6 +118,7 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
             corpus,
             questions[:needed],
             vectors,
+            search,
             base,
             settings_names,
             modes,
@@ -132,7 +135,7 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
         "articles": sum(1 for group in questions if group),
         "passages": dataclasses.asdict(split),
         "passage_count": sum(len(group) for group in corpus.passages),
-        "weights": {"dense": base.weights.dense, "lexical": base.weights.lexical},
+        "weights": {"dense": search.dense_weight, "lexical": search.lexical_weight},
         "abstain_threshold": base.abstain_threshold,
         "baseline_threshold": harness.BASELINE_THRESHOLD,
         "seconds": round(time.perf_counter() - started, 1),

@@ -32,8 +32,8 @@ from bot.reader import Reader
 from index.articles import Article
 from index.embed import Embedder
 from index.lexical import LexicalIndex
+from index.search import PassageIndex, SearchSettings
 from index.split import Passage, Sentence, SplitSettings, split_article
-from index.store import PassageIndex
 
 SETTINGS = ("per-article", "pooled")
 # Without the reader, abstain below this cosine-and-overlap mean (the pre-reader fallback's scale).
@@ -98,7 +98,6 @@ class Corpus:
             _stack([self.sentence_vectors[row] for row in rows], dimension),
             _stack([self.passage_vectors[row] for row in rows], dimension),
             LexicalIndex.build([p.text for p in passages]),
-            {},
         )
 
 
@@ -155,16 +154,17 @@ def run_setting(
     corpus: Corpus,
     questions: Sequence[Sequence[SquadQuestion]],
     vectors: dict[str, np.ndarray],
+    search: SearchSettings,
     settings: AnswerSettings,
     reader: Reader | None,
     tick: Callable[[int], None] = lambda done: None,
 ) -> list[Outcome]:
-    """Ask every question in one setting with `settings` (its mode included), read or not."""
+    """Ask every question in one setting with `search` (its mode included), read or not."""
     outcomes: list[Outcome] = []
     for index, asked in _indexes(setting, corpus, questions):
         for question in asked:
-            vector = None if settings.mode == "lexical" else vectors[question.id]
-            assessment = assess(question.text, vector, index, reader, settings)
+            vector = None if search.mode == "lexical" else vectors[question.id]
+            assessment = assess(question.text, vector, index, reader, search, settings)
             outcomes.append(score_question(question, assessment))
         tick(len(asked))
     return outcomes
@@ -232,6 +232,7 @@ def evaluate(
     corpus: Corpus,
     questions: Sequence[Sequence[SquadQuestion]],
     vectors: dict[str, np.ndarray],
+    search: SearchSettings,
     base: AnswerSettings,
     settings_names: Sequence[str],
     modes: Sequence[str],
@@ -247,13 +248,14 @@ def evaluate(
         for mode in modes:
             for reader in readers:
                 started = time.perf_counter()
-                answer_settings = dataclasses.replace(base, mode=mode)
+                searching = dataclasses.replace(search, mode=mode)
+                answer_settings = base
                 if reader is None:
                     # The baseline's confidence is a cosine-and-overlap mean, not a probability.
-                    answer_settings = dataclasses.replace(
-                        answer_settings, abstain_threshold=BASELINE_THRESHOLD
-                    )
-                outcomes = run_setting(setting, corpus, questions, vectors, answer_settings, reader, tick)
+                    answer_settings = dataclasses.replace(base, abstain_threshold=BASELINE_THRESHOLD)
+                outcomes = run_setting(
+                    setting, corpus, questions, vectors, searching, answer_settings, reader, tick
+                )
                 seconds = time.perf_counter() - started
                 if outcomes_out is not None:
                     outcomes_out.extend(

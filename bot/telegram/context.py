@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from bot.telegram.html import quote, source_line
 
 if TYPE_CHECKING:
-    from index.store import PassageIndex
+    from index.search import PassageIndex
 
 OTHER_PASSAGES_HEADING = "Other passages"
 
@@ -23,12 +23,9 @@ def context_html(index: PassageIndex, passage_id: str, sentence_offset: int | No
     if passage is None:
         return None
     article = index.articles[passage.article_id]
-    sentences = [index.sentences[row] for row in index.sentence_rows(passage)]
-    last_paragraph = max(s.paragraph for s in index.sentences if s.article_id == article.id)
-    first = max(1, sentences[0].paragraph - 1)
-    last = min(last_paragraph, sentences[-1].paragraph + 1)
-    start = index.paragraph_span(article.id, first)[0]
-    end = index.paragraph_span(article.id, last)[1]
+    sentences = index.sentences_of(passage)
+    around = index.surrounding(passage, paragraphs=1)
+    start, end, first, last = around.start, around.end, around.first_paragraph, around.last_paragraph
     text = article.text[start:end]
     pieces = []
     highlight = None

@@ -22,9 +22,10 @@ from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.answer import MAX_QUESTION_CHARS, Answer, QuestionError, QuotedPassage
+from bot.answer import MAX_QUESTION_CHARS, Answer, QuestionError
 from bot.config import BUNDLED_ARTICLES
 from bot.engine import Ingest
+from bot.render import shorten, where_in_article
 from bot.telegram.context import context_html, passages_html
 from bot.telegram.html import MAX_MESSAGE_LENGTH, NO_ANSWER, format_answer, format_passage, split_message
 from bot.telegram.keyboards import (
@@ -410,12 +411,13 @@ def inline_results(answer: Answer) -> list[InlineQueryResultArticle]:
             text = format_answer(answer)
             description = ("" if answer.answered else "Closest match: ") + passage.text
         else:
-            title, text, description = passage.text, format_passage(passage), _source_text(passage)
+            description = where_in_article(passage.title, passage.date, passage.paragraph)
+            title, text = passage.text, format_passage(passage)
         results.append(
             InlineQueryResultArticle(
                 id=passage_ref(passage.passage.id),
-                title=_shorten(title, 256),
-                description=_shorten(description, 300),
+                title=shorten(title, 256),
+                description=shorten(description, 300),
                 input_message_content=InputTextMessageContent(
                     split_message(text, MAX_MESSAGE_LENGTH)[0], parse_mode=ParseMode.HTML
                 ),
@@ -595,16 +597,6 @@ def _is_admin(update: Update, service: BotServices) -> bool:
 
 def _article_label(title: str, date: str | None) -> str:
     return f"<b>{html.escape(title)}</b>" + (f" ({html.escape(date)})" if date else "")
-
-
-def _source_text(passage: QuotedPassage) -> str:
-    parts = [passage.title, *([passage.date] if passage.date else []), f"paragraph {passage.paragraph}"]
-    return " · ".join(parts)
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _is_bundled(path: str) -> bool:

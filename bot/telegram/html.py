@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.answer import Answer, AnswerSentence, QuotedPassage
+from bot.render import where_in_article
 
 # Telegram counts a message's length after entity parsing, in UTF-16 code units.
 MAX_MESSAGE_LENGTH = 4096
@@ -25,11 +26,7 @@ def utf16_length(text: str) -> int:
 
 def source_line(title: str, date: str | None, paragraph: int, last_paragraph: int | None = None) -> str:
     """'title · date · paragraph N' (or 'paragraphs N–M'), escaped and in italics."""
-    where = f"paragraph {paragraph}"
-    if last_paragraph is not None and last_paragraph != paragraph:
-        where = f"paragraphs {paragraph}–{last_paragraph}"
-    parts = [title, *([date] if date else []), where]
-    return f"<i>{html.escape(' · '.join(parts))}</i>"
+    return f"<i>{html.escape(where_in_article(title, date, paragraph, last_paragraph=last_paragraph))}</i>"
 
 
 def quote(text: str, highlight: tuple[int, int] | None = None) -> str:

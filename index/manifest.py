@@ -1,0 +1,136 @@
+"""The manifest: what an index folder holds, how it was built, and from which articles.
+
+One frozen value, read from and written to `manifest.json` in one place. It answers the two
+questions every caller asks of a saved index: can this process use it (`check_compatible`: the
+format, model and dimension match), and does it still match the articles (`is_current`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from index.articles import Article
+from index.errors import IndexCorruptError, IndexMismatchError
+from index.split import SplitSettings
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REBUILD = "rebuild with 'articlebot index --rebuild'"
+
+
+class _Model(Protocol):
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file of a generation, as it was written."""
+
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What was built, how, and from which articles; `generation` and `files` once saved."""
+
+    model: str
+    dimension: int
+    # Article id -> content hash: a changed article has another hash.
+    articles: Mapping[str, str]
+    split: SplitSettings
+    passage_count: int
+    sentence_count: int
+    dense_index: str
+    built_at: str
+    versions: Mapping[str, str] = field(default_factory=dict)
+    generation: str | None = None
+    files: Mapping[str, FileRecord] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    # Questions asked of it -----------------------------------------------------------------------
+
+    def check_compatible(self, model: _Model, index_dir: Path) -> None:
+        """Refuse an index built by another format, model or dimension, saying which."""
+        for key, mine, wanted in (
+            ("format_version", self.format_version, FORMAT_VERSION),
+            ("model", self.model, model.model_name),
+            ("dimension", self.dimension, model.dimension),
+        ):
+            if mine != wanted:
+                raise IndexMismatchError(
+                    f"the index at {index_dir} was built with {key} {mine!r}, not {wanted!r}: "
+                    "rebuild it with 'articlebot index --rebuild'"
+                )
+
+    def is_current(self, articles: Sequence[Article], split: SplitSettings) -> bool:
+        """True when it was built from exactly these articles, split this way."""
+        return self.split == split and dict(self.articles) == {a.id: a.content_hash for a in articles}
+
+    # JSON --------------------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str, path: Path) -> Manifest:
+        """The manifest in `text`; IndexMismatchError for another format, IndexCorruptError for damage."""
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise _damaged(path, f"cannot be read ({error})") from None
+        if not isinstance(data, dict):
+            raise _damaged(path, "is not a JSON object")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"the index at {path.parent} was built with format_version {data.get('format_version')!r}, "
+                f"not {FORMAT_VERSION}: {REBUILD}"
+            )
+        try:
+            return cls(
+                **{
+                    **_known(cls, data),
+                    "split": SplitSettings(**data["split"]),
+                    "files": {name: FileRecord(**record) for name, record in data.get("files", {}).items()},
+                }
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise _damaged(path, f"is incomplete ({error!r})") from None
+
+    @classmethod
+    def read(cls, index_dir: Path) -> Manifest:
+        """The manifest of the index at `index_dir`; FileNotFoundError when there is none."""
+        path = index_dir / MANIFEST
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise
+        except (OSError, UnicodeDecodeError) as error:
+            raise _damaged(path, f"cannot be read ({error})") from None
+        return cls.from_json(text, path)
+
+
+def _damaged(path: Path, what: str) -> IndexCorruptError:
+    return IndexCorruptError(f"the index manifest {path} {what}: {REBUILD}")
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
+
+
+def index_is_current(index_dir: Path, articles: Sequence[Article], settings: SplitSettings) -> bool:
+    """True when the saved manifest matches these articles and passage settings exactly."""
+    try:
+        return Manifest.read(index_dir).is_current(articles, settings)
+    except (IndexCorruptError, IndexMismatchError, FileNotFoundError):
+        return False
