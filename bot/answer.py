@@ -252,7 +252,7 @@ class _QuestionTerms:
     @classmethod
     def of(cls, question: str, index: PassageIndex) -> _QuestionTerms:
         written = {word: stem(word) for word in words(question) if word not in QUESTION_WORDS}
-        idf = {term: index.lexical.idf(term) for term in written.values()}
+        idf = {term: index.idf(term) for term in written.values()}
         return cls(written, idf, expected_type(question))
 
 

@@ -138,7 +138,8 @@ class AnswerEngine:
             if seen == self._manifest_seen:
                 return False  # another thread reloaded it meanwhile
             try:
-                index = load_index(self.config.index_dir, self.embedder)
+                # Segments never change: the ones already in memory are kept, only new ones read.
+                index = load_index(self.config.index_dir, self.embedder, reuse=self._index)
             except (FileNotFoundError, ArticlebotError) as error:
                 # Keep answering from the index in memory; the build that broke it will say why.
                 log.warning("the index at %s could not be reloaded: %s", self.config.index_dir, error)
@@ -174,6 +175,7 @@ class AnswerEngine:
             ann_threshold=self.config.search.ann_threshold,
             on_notice=lambda message: self.status(f"articlebot: {message}"),
             on_article=None if progress else self._report_splitting(),
+            reuse=self._index,
         )
         self._set_index(index)
         return report

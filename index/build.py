@@ -20,14 +20,23 @@ from index.dense import DEFAULT_ANN_THRESHOLD, dense_index, describe_dense_index
 from index.embed import Embedder
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError
 from index.lexical import LexicalIndex
-from index.manifest import MANIFEST, Manifest
-from index.search import PassageIndex
+from index.manifest import MANIFEST, Manifest, SegmentRecord
+from index.search import PassageIndex, Segment
 from index.split import Passage, Sentence, SplitSettings, split_article
-from index.storage import GENERATION, MANIFEST_TEMPORARY, load_index, save_index
+from index.storage import (
+    MANIFEST_TEMPORARY,
+    SEGMENT,
+    new_segment_name,
+    read_segment,
+    save_manifest,
+    write_segment,
+)
 
 log = logging.getLogger(__name__)
 
 BUILD_LOCK = "build.lock"
+# More segments than this and the small ones are merged into one (see _merge_small).
+MAX_SEGMENTS = 8
 DEFAULT_SPLIT = SplitSettings()
 
 
@@ -51,6 +60,7 @@ def build_index(
     on_article: Callable[[Article], None] | None = None,
     ann_threshold: int = DEFAULT_ANN_THRESHOLD,
     on_notice: Callable[[str], None] | None = None,
+    reuse: PassageIndex | None = None,
 ) -> tuple[PassageIndex, BuildReport]:
     """Bring the index at `index_dir` up to date with `articles`, embedding only what changed.
 
@@ -63,13 +73,22 @@ def build_index(
     with build_lock(index_dir, notice):
         _remove_leftovers(index_dir)
         return _build_index(
-            articles, embedder, index_dir, settings, rebuild, progress, on_article, ann_threshold, notice
+            articles,
+            embedder,
+            index_dir,
+            settings,
+            rebuild,
+            progress,
+            on_article,
+            ann_threshold,
+            notice,
+            reuse,
         )
 
 
 def _refuse_foreign_folder(index_dir: Path) -> None:
     """A folder with no manifest that holds anything articlebot did not write is not an index:
-    building there would delete whatever in it looks like a generation. Refuse it instead."""
+    building there would delete whatever in it looks like a segment. Refuse it instead."""
     if not index_dir.is_dir() or (index_dir / MANIFEST).exists():
         return
     foreign = sorted(entry.name for entry in index_dir.iterdir() if not _is_ours(entry))
@@ -85,18 +104,18 @@ def _is_ours(entry: Path) -> bool:
     name = entry.name
     if name == BUILD_LOCK or MANIFEST_TEMPORARY.fullmatch(name):
         return True
-    return entry.is_dir() and GENERATION.fullmatch(name) is not None
+    return entry.is_dir() and SEGMENT.fullmatch(name) is not None
 
 
 def _remove_leftovers(index_dir: Path) -> None:
-    """Under the lock: generations no manifest names and manifest temporaries are a crashed or
+    """Under the lock: segments no manifest names and manifest temporaries are a crashed or
     failed build's (a full disk, kill -9 while saving); each retry would otherwise add one."""
     try:
-        current = Manifest.read(index_dir).generation
+        current = {record.name for record in Manifest.read(index_dir).segments}
     except (FileNotFoundError, IndexCorruptError, IndexMismatchError):
-        current = None
+        current = set()
     for entry in index_dir.iterdir():
-        if entry.name == current or not _is_ours(entry) or entry.name == BUILD_LOCK:
+        if entry.name in current or not _is_ours(entry) or entry.name == BUILD_LOCK:
             continue
         log.info("removing %s, left by an unfinished build", entry)
         if entry.is_dir():
@@ -145,65 +164,177 @@ def _build_index(
     on_article: Callable[[Article], None] | None,
     ann_threshold: int,
     notice: Callable[[str], None],
+    reuse: PassageIndex | None,
 ) -> tuple[PassageIndex, BuildReport]:
     started = time.perf_counter()
-    previous: PassageIndex | None = None
-    if not rebuild and (index_dir / MANIFEST).exists():
-        try:
-            previous = load_index(index_dir, embedder)
-        except IndexMismatchError as error:
-            notice(f"{error.args[0].split(': rebuild')[0]}: building it again from scratch")
-        if previous is not None and previous.manifest is not None and previous.manifest.split != settings:
-            previous = None  # passages of another shape: every article is split again
-
-    reused = {} if previous is None else _reusable(previous, articles)
-    fresh = [article for article in articles if article.id not in reused]
-    new_parts = _split_and_embed(fresh, embedder, settings, progress, on_article)
-
-    sentences: list[Sentence] = []
-    passages: list[Passage] = []
-    sentence_blocks: list[np.ndarray] = []
-    passage_blocks: list[np.ndarray] = []
-    for article in articles:
-        part = reused.get(article.id) or new_parts[article.id]
-        sentences.extend(part.sentences)
-        passages.extend(part.passages)
-        sentence_blocks.append(part.sentence_vectors)
-        passage_blocks.append(part.passage_vectors)
-    dimension = embedder.dimension
-    sentence_vectors = (
-        np.concatenate(sentence_blocks) if sentence_blocks else np.zeros((0, dimension), np.float32)
-    )
-    passage_vectors = (
-        np.concatenate(passage_blocks) if passage_blocks else np.zeros((0, dimension), np.float32)
-    )
-    faiss_index = dense_index(passage_vectors, ann_threshold)
-
+    previous = None if rebuild else _previous_manifest(index_dir, embedder, settings, notice)
+    live = dict(previous.articles) if previous is not None else {}
+    fresh = [article for article in articles if live.get(article.id) != article.content_hash]
+    kept = {article.id for article in articles} - {article.id for article in fresh}
+    # Removed and changed articles are masked where they stand; a segment left empty goes.
+    records = [record.masking(set(live) - kept) for record in (previous.segments if previous else ())]
+    records = [record for record in records if record.live]
+    files = {
+        name: record
+        for name, record in (previous.files.items() if previous else ())
+        if name.split("/", 1)[0] in {r.name for r in records}
+    }
+    written: list[Segment] = []
+    if fresh:
+        parts = _split_and_embed(fresh, embedder, settings, progress, on_article)
+        segment = _segment(new_segment_name(index_dir), fresh, [parts[a.id] for a in fresh], ann_threshold)
+        files.update(write_segment(segment, index_dir))
+        records.append(_record_of(segment))
+        written.append(segment)
+    loaded = {segment.name: segment for segment in [*(reuse.segments if reuse else ()), *written]}
+    records, merged = _merge_small(records, loaded, index_dir, embedder.dimension, ann_threshold)
+    for segment in merged:
+        files = {
+            name: record
+            for name, record in files.items()
+            if name.split("/", 1)[0] in {r.name for r in records}
+        }
+        files.update(write_segment(segment, index_dir))
+        loaded[segment.name] = segment
+    passages = sum(r.passages for r in records)  # masked ones included; the index counts live ones
+    largest = max(records, key=lambda record: record.passages, default=None)
     manifest = Manifest(
         model=embedder.model_name,
-        dimension=dimension,
+        dimension=embedder.dimension,
         articles={article.id: article.content_hash for article in articles},
         split=settings,
-        passage_count=len(passages),
-        sentence_count=len(sentences),
-        dense_index=describe_dense_index(faiss_index),
+        passage_count=passages,
+        sentence_count=sum(r.sentences for r in records),
+        dense_index=_describe(loaded, largest, index_dir, embedder.dimension),
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         versions=_library_versions(),
+        segments=tuple(records),
+        files=files,
     )
-    index = PassageIndex(
-        articles,
+    save_manifest(manifest, index_dir)
+    index = _index_of(manifest, loaded, index_dir, embedder.dimension)
+    removed = len(set(live) - {article.id for article in articles})
+    report = BuildReport(
+        len(articles), len(index.passages), len(fresh), removed, time.perf_counter() - started
+    )
+    return index, report
+
+
+def _previous_manifest(
+    index_dir: Path, embedder: Embedder, settings: SplitSettings, notice: Callable[[str], None]
+) -> Manifest | None:
+    """The saved index's manifest when this build can add to it; None when it starts afresh."""
+    try:
+        manifest = Manifest.read(index_dir)
+        manifest.check_compatible(embedder, index_dir)
+    except FileNotFoundError:
+        return None
+    except IndexMismatchError as error:
+        notice(f"{error.args[0].split(': rebuild')[0]}: building it again from scratch")
+        return None
+    if manifest.split != settings:
+        return None  # passages of another shape: every article is split again
+    return manifest
+
+
+def _segment(
+    name: str, articles: Sequence[Article], parts: Sequence[_ArticlePart], ann_threshold: int
+) -> Segment:
+    """A segment of these articles, split and embedded: its BM25 and dense index built."""
+    sentences = [s for part in parts for s in part.sentences]
+    passages = [p for part in parts for p in part.passages]
+    dimension = parts[0].passage_vectors.shape[1] if parts else 0
+    passage_vectors = _stack([part.passage_vectors for part in parts], dimension)
+    return Segment(
+        name,
+        list(articles),
         sentences,
         passages,
-        sentence_vectors,
+        _stack([part.sentence_vectors for part in parts], dimension),
         passage_vectors,
         LexicalIndex.build([passage.text for passage in passages]),
-        manifest,
-        faiss_index,
+        dense_index(passage_vectors, ann_threshold),
     )
-    save_index(index, index_dir)
-    removed = 0 if previous is None else len(set(previous.articles) - {a.id for a in articles})
-    report = BuildReport(len(articles), len(passages), len(fresh), removed, time.perf_counter() - started)
-    return index, report
+
+
+def _record_of(segment: Segment) -> SegmentRecord:
+    return SegmentRecord(
+        segment.name,
+        tuple(article.id for article in segment.articles),
+        len(segment.passages),
+        len(segment.sentences),
+    )
+
+
+def _merge_small(
+    records: list[SegmentRecord],
+    loaded: dict[str, Segment],
+    index_dir: Path,
+    dimension: int,
+    ann_threshold: int,
+) -> tuple[list[SegmentRecord], list[Segment]]:
+    """Above MAX_SEGMENTS, the small segments become one, as search engines merge theirs: every
+    segment but the largest, and the largest too once half of it is masked. Nothing is embedded
+    again: the live rows' vectors are copied, BM25 and the dense index built over them."""
+    if len(records) <= MAX_SEGMENTS:
+        return records, []
+    largest = max(records, key=lambda record: record.passages)
+    mostly_masked = len(largest.deleted) * 2 > len(largest.articles)
+    merging = [r for r in records if r is not largest or mostly_masked]
+    parts: list[_ArticlePart] = []
+    articles: list[Article] = []
+    for record in merging:
+        segment = loaded.get(record.name) or read_segment(index_dir, record, dimension)
+        live = PassageIndex.of_segments([segment], {record.name: record.deleted})
+        for article in live.articles.values():
+            articles.append(article)
+        parts.extend(_parts_of(live))
+    merged = _segment(new_segment_name(index_dir), articles, parts, ann_threshold)
+    kept = [r for r in records if r not in merging]
+    return [*kept, _record_of(merged)], [merged]
+
+
+def _parts_of(index: PassageIndex) -> list[_ArticlePart]:
+    """The index's live rows as one part per article, vectors copied out of the segment."""
+    sentence_rows: dict[str, list[int]] = {}
+    passage_rows: dict[str, list[int]] = {}
+    for row, sentence in enumerate(index.sentences):
+        sentence_rows.setdefault(sentence.article_id, []).append(row)
+    for row, passage in enumerate(index.passages):
+        passage_rows.setdefault(passage.article_id, []).append(row)
+    return [
+        _ArticlePart(
+            [index.sentences[row] for row in sentence_rows.get(article_id, [])],
+            [index.passages[row] for row in passage_rows.get(article_id, [])],
+            np.asarray(index.sentence_vectors[sentence_rows.get(article_id, [])], dtype=np.float32),
+            np.asarray(index.passage_vectors[passage_rows.get(article_id, [])], dtype=np.float32),
+        )
+        for article_id in index.articles
+    ]
+
+
+def _index_of(
+    manifest: Manifest, loaded: dict[str, Segment], index_dir: Path, dimension: int
+) -> PassageIndex:
+    segments = [
+        loaded.get(record.name) or read_segment(index_dir, record, dimension) for record in manifest.segments
+    ]
+    deleted = {record.name: record.deleted for record in manifest.segments if record.deleted}
+    return PassageIndex.of_segments(segments, deleted, manifest)
+
+
+def _describe(
+    loaded: dict[str, Segment], largest: SegmentRecord | None, index_dir: Path, dimension: int
+) -> str:
+    """The dense index of the largest segment: 'flat', or its IVF factory string."""
+    if largest is None:
+        return "flat"
+    segment = loaded.get(largest.name)
+    return describe_dense_index(segment.faiss_index) if segment is not None else "flat"
+
+
+def _stack(blocks: Sequence[np.ndarray], dimension: int) -> np.ndarray:
+    return np.concatenate(blocks).astype(np.float32) if blocks else np.zeros((0, dimension), np.float32)
 
 
 @dataclass
@@ -212,32 +343,6 @@ class _ArticlePart:
     passages: list[Passage]
     sentence_vectors: np.ndarray
     passage_vectors: np.ndarray
-
-
-def _reusable(previous: PassageIndex, articles: Sequence[Article]) -> dict[str, _ArticlePart]:
-    """The parts of the previous index whose article is unchanged."""
-    hashes = previous.manifest.articles if previous.manifest is not None else {}
-    wanted = {a.id for a in articles if hashes.get(a.id) == a.content_hash}
-    # Rows grouped in one pass each: a scan per article would be quadratic in a large archive.
-    sentence_rows: dict[str, list[int]] = {}
-    passage_rows: dict[str, list[int]] = {}
-    for row, sentence in enumerate(previous.sentences):
-        if sentence.article_id in wanted:
-            sentence_rows.setdefault(sentence.article_id, []).append(row)
-    for row, passage in enumerate(previous.passages):
-        if passage.article_id in wanted:
-            passage_rows.setdefault(passage.article_id, []).append(row)
-    parts: dict[str, _ArticlePart] = {}
-    for article_id in wanted:
-        s_rows = sentence_rows.get(article_id, [])
-        p_rows = passage_rows.get(article_id, [])
-        parts[article_id] = _ArticlePart(
-            [previous.sentences[row] for row in s_rows],
-            [previous.passages[row] for row in p_rows],
-            previous.sentence_vectors[s_rows],
-            previous.passage_vectors[p_rows],
-        )
-    return parts
 
 
 def _split_and_embed(

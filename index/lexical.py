@@ -6,7 +6,8 @@ import json
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,11 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return [[stem(word) for word in words(text)] for text in texts]
 
 
+def bm25_idf(documents: int, containing: int) -> float:
+    """BM25's smoothed idf as bm25s computes it (Lucene's): never negative."""
+    return math.log(1 + (documents - containing + 0.5) / (containing + 0.5))
+
+
 class LexicalIndex:
     """BM25 scores of a query against every passage, and document frequencies of terms."""
 
@@ -105,15 +111,29 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage, in passage order."""
-        terms = tokenize([query])[0]
+        return self.scores_of(tokenize([query])[0])
+
+    def scores_of(self, terms: Sequence[str], idf: Mapping[str, float] | None = None) -> np.ndarray:
+        """BM25 score of every passage for these (tokenised) terms. With `idf`, each term counts
+        with that idf instead of this index's own: the whole index's, when this is one segment."""
         if not terms or self.size == 0:
             return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self._retriever.get_scores(terms), dtype=np.float32)
+        if idf is None:
+            return np.asarray(self._retriever.get_scores(list(terms)), dtype=np.float32)
+        total = np.zeros(self.size, dtype=np.float32)
+        for term, count in Counter(terms).items():
+            if self.document_frequency(term) == 0:
+                continue  # in no passage here: nothing to score
+            scores = np.asarray(self._retriever.get_scores([term]), dtype=np.float32)
+            total += (count * idf[term] / self.idf(term)) * scores
+        return total
+
+    def document_frequency(self, term: str) -> int:
+        return self._document_frequency.get(term, 0)
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency; an unseen term weighs the most."""
-        seen = self._document_frequency.get(term, 0)
-        return math.log(1 + (self.size - seen + 0.5) / (seen + 0.5))
+        return bm25_idf(self.size, self.document_frequency(term))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,5 +148,6 @@ class LexicalIndex:
         bm25s = _bm25s()
         stored = json.loads((folder / "document_frequency.json").read_text(encoding="utf-8"))
         size = int(stored["size"])
-        retriever = bm25s.BM25.load(str(folder), show_progress=False) if size else bm25s.BM25()
+        # Mapped, not read: a large index's score matrix costs memory only for the pages a query touches.
+        retriever = bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if size else bm25s.BM25()
         return cls(retriever, stored["terms"], size)

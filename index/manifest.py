@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +18,8 @@ from index.articles import Article
 from index.errors import IndexCorruptError, IndexMismatchError
 from index.split import SplitSettings
 
-FORMAT_VERSION = 1
+# 2: the index is segments (one per build that embedded something), articles masked in place.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 REBUILD = "rebuild with 'articlebot index --rebuild'"
 
@@ -40,6 +41,27 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
+class SegmentRecord:
+    """One segment of the index: its folder, the articles written into it, and which of those
+    have since been removed or replaced (masked, until a merge drops them)."""
+
+    name: str
+    articles: tuple[str, ...]
+    passages: int
+    sentences: int
+    deleted: tuple[str, ...] = ()
+
+    @property
+    def live(self) -> int:
+        return len(self.articles) - len(self.deleted)
+
+    def masking(self, gone: Collection[str]) -> SegmentRecord:
+        """This record with the articles in `gone` that it holds masked too."""
+        now = sorted({*self.deleted, *(article for article in self.articles if article in gone)})
+        return dataclasses.replace(self, deleted=tuple(now))
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What was built, how, and from which articles; `generation` and `files` once saved."""
 
@@ -48,12 +70,15 @@ class Manifest:
     # Article id -> content hash: a changed article has another hash.
     articles: Mapping[str, str]
     split: SplitSettings
+    # Stored in the segments, masked ones included (the index counts its live ones).
     passage_count: int
     sentence_count: int
+    # The largest segment's dense index: 'flat', or its IVF factory string.
     dense_index: str
     built_at: str
     versions: Mapping[str, str] = field(default_factory=dict)
-    generation: str | None = None
+    segments: tuple[SegmentRecord, ...] = ()
+    # Every file of every segment, by its path in the index folder.
     files: Mapping[str, FileRecord] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
@@ -100,6 +125,16 @@ class Manifest:
                 **{
                     **_known(cls, data),
                     "split": SplitSettings(**data["split"]),
+                    "segments": tuple(
+                        SegmentRecord(
+                            **{
+                                **record,
+                                "articles": tuple(record["articles"]),
+                                "deleted": tuple(record.get("deleted", ())),
+                            }
+                        )
+                        for record in data["segments"]
+                    ),
                     "files": {name: FileRecord(**record) for name, record in data.get("files", {}).items()},
                 }
             )

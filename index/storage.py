@@ -1,23 +1,24 @@
-"""The persisted index: passages, sentences, their vectors, FAISS and BM25, and a manifest.
+"""The persisted index: segments of passages, sentences, vectors, FAISS and BM25, and a manifest.
 
 Layout of an index folder:
 
-    manifest.json          what was built, how, from which articles; written last, atomically
-    gen-<stamp>/           one generation: the manifest names the current one
+    manifest.json          what was built, how, from which articles, and the segments that hold
+                           them (with the articles masked in each); written last, atomically
+    seg-<stamp>/           one segment, never changed once written
         articles.jsonl     article metadata and body text (offsets refer to it)
         passages.jsonl     one passage a line: id, article, paragraph, sentence range, span, text
         sentences.jsonl    one sentence a line: article, index, paragraph, span
         passage_vectors.npy, sentence_vectors.npy
-        passages.faiss     exact inner-product index over the passage vectors
+        passages.faiss     the segment's dense index (exact, or IVF-SQ8 when it is large)
         lexical/           bm25s files and document frequencies
 
     build.lock             held (flock) by the one build of this folder running now
 
-A build writes a new generation beside the old one and only then replaces the manifest, so an
-interrupted build leaves the previous index whole. One build at a time: each removes every
-generation but its own, so two at once could leave the manifest naming a deleted one. Readers
-take no lock (a build can take minutes); one that finds its generation gone reads the manifest
-again.
+A build writes its new segment beside the others and only then replaces the manifest, so an
+interrupted build leaves the previous index whole; segments the new manifest no longer names
+(merged ones) are removed after it. Readers take no lock (a build can take minutes); one that
+finds a segment gone reads the manifest again. Segments never change, so a reader that has
+some loaded reads only the new ones.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,8 @@ from index.embed import Embedder
 from index.errors import IndexCorruptError, IndexMismatchError, IndexWriteError
 from index.files import atomic_write
 from index.lexical import LexicalIndex
-from index.manifest import MANIFEST, FileRecord, Manifest
-from index.search import PassageIndex
+from index.manifest import MANIFEST, FileRecord, Manifest, SegmentRecord
+from index.search import PassageIndex, Segment
 from index.split import Passage, Sentence
 
 log = logging.getLogger(__name__)
@@ -53,59 +54,63 @@ log = logging.getLogger(__name__)
 # `articlebot index --check` checksums the larger ones too.
 CHECKSUM_ON_LOAD_BYTES = 16_000_000
 # Names this module gives what it writes, so that nothing else in a folder is ever removed.
-GENERATION = re.compile(r"gen-\d{8}T\d{6}-\d+-\d+")
+# Segments; and generations, an older format's, so an upgrade removes them too.
+SEGMENT = re.compile(r"(seg|gen)-\d{8}T\d{6}-\d+-\d+")
 MANIFEST_TEMPORARY = re.compile(rf"\.{re.escape(MANIFEST)}\..+\.tmp")
 
 
-def save_index(index: PassageIndex, index_dir: Path) -> None:
-    """Write a new generation, then point the manifest at it; older generations are removed.
+def new_segment_name(index_dir: Path) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    return f"seg-{stamp}-{os.getpid()}-{time.perf_counter_ns() % 10**9}"
 
-    The caller holds `build_lock` (as `build_index` does): the removal takes every other
-    generation, a concurrent build's too.
-    """
-    if index.manifest is None:
-        raise ValueError("an index made in memory has no manifest to save it by")
-    index_dir.mkdir(parents=True, exist_ok=True)
-    generation = (
-        index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
-    )
-    generation.mkdir()
+
+def write_segment(segment: Segment, index_dir: Path) -> dict[str, FileRecord]:
+    """Write one segment into its own folder, synced; its files' sizes and checksums, by their
+    path in the index folder. A failed write leaves nothing behind (IndexWriteError says why)."""
+    import faiss
+
+    folder = index_dir / segment.name
+    folder.mkdir(parents=True)
     try:
-        files = _write_generation(index, generation)
-        manifest = dataclasses.replace(index.manifest, generation=generation.name, files=files)
-        atomic_write(index_dir / MANIFEST, manifest.to_json())
+        _write_jsonl(folder / "articles.jsonl", (_article_record(a) for a in segment.articles))
+        _write_jsonl(folder / "passages.jsonl", (dataclasses.asdict(p) for p in segment.passages))
+        _write_jsonl(
+            folder / "sentences.jsonl",
+            ({k: v for k, v in dataclasses.asdict(s).items() if k != "text"} for s in segment.sentences),
+        )
+        np.save(folder / "passage_vectors.npy", np.asarray(segment.passage_vectors, dtype=np.float32))
+        np.save(folder / "sentence_vectors.npy", np.asarray(segment.sentence_vectors, dtype=np.float32))
+        faiss.write_index(segment.faiss_index, str(folder / "passages.faiss"))
+        segment.lexical.save(folder / "lexical")
+        _fsync_tree(folder)
+        return {
+            path.relative_to(index_dir).as_posix(): FileRecord(path.stat().st_size, _sha256(path))
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        }
     except OSError as error:
-        # Nothing half-written stays behind, and the previous index still answers.
-        shutil.rmtree(generation, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         raise IndexWriteError(
             f"cannot save the index at {index_dir}: {_write_failure(error, index_dir)}"
         ) from None
-    index.manifest = manifest
-    for stale in index_dir.glob("gen-*"):
-        if stale.name != generation.name and GENERATION.fullmatch(stale.name):
-            shutil.rmtree(stale, ignore_errors=True)
 
 
-def _write_generation(index: PassageIndex, generation: Path) -> dict[str, FileRecord]:
-    """Every file of one generation, synced; their sizes and checksums, for the manifest."""
-    import faiss
+def save_manifest(manifest: Manifest, index_dir: Path) -> None:
+    """Point the index at these segments, then remove the segments it no longer names.
 
-    _write_jsonl(generation / "articles.jsonl", (_article_record(a) for a in index.articles.values()))
-    _write_jsonl(generation / "passages.jsonl", (dataclasses.asdict(p) for p in index.passages))
-    _write_jsonl(
-        generation / "sentences.jsonl",
-        ({k: v for k, v in dataclasses.asdict(s).items() if k != "text"} for s in index.sentences),
-    )
-    np.save(generation / "passage_vectors.npy", index.passage_vectors)
-    np.save(generation / "sentence_vectors.npy", index.sentence_vectors)
-    faiss.write_index(index.faiss_index, str(generation / "passages.faiss"))
-    index.lexical.save(generation / "lexical")
-    _fsync_tree(generation)
-    return {
-        path.relative_to(generation).as_posix(): FileRecord(path.stat().st_size, _sha256(path))
-        for path in sorted(generation.rglob("*"))
-        if path.is_file()
-    }
+    The caller holds `build_lock` (as `build_index` does): the removal takes every segment the
+    manifest does not name, a concurrent build's unfinished one too.
+    """
+    try:
+        atomic_write(index_dir / MANIFEST, manifest.to_json())
+    except OSError as error:
+        raise IndexWriteError(
+            f"cannot save the index at {index_dir}: {_write_failure(error, index_dir)}"
+        ) from None
+    named = {record.name for record in manifest.segments}
+    for entry in index_dir.iterdir():
+        if entry.name not in named and SEGMENT.fullmatch(entry.name) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _write_failure(error: OSError, index_dir: Path) -> str:
@@ -124,72 +129,93 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_index(index_dir: Path, embedder: Embedder) -> PassageIndex:
-    """Load the current generation, refusing a mismatched or damaged index with the reason."""
+def load_index(index_dir: Path, embedder: Embedder, reuse: PassageIndex | None = None) -> PassageIndex:
+    """Load the index, refusing a mismatched or damaged one with the reason. Segments already
+    loaded in `reuse` (the index a running bot holds) are taken from it, not read again."""
     manifest = Manifest.read(index_dir)
     try:
-        return _load_generation(index_dir, manifest, embedder)
+        return _load(index_dir, manifest, embedder, reuse)
     except IndexCorruptError:
-        # A build may have replaced the manifest and removed the generation it named between
-        # reading the one and the other: then the index is whole, only newer. Once is enough,
-        # since a build takes far longer than a load; a generation that stays bad is damage.
+        # A build may have replaced the manifest and removed a segment it named between reading
+        # the one and the other: then the index is whole, only newer. Once is enough, since a
+        # build takes far longer than a load; a segment that stays bad is damage.
         try:
             latest = Manifest.read(index_dir)
         except (IndexCorruptError, IndexMismatchError, FileNotFoundError):
             latest = manifest
-        if latest.generation == manifest.generation:
+        if latest.segments == manifest.segments:
             raise
         log.info("the index at %s changed while it was read; reading the new one", index_dir)
-        return _load_generation(index_dir, latest, embedder)
+        return _load(index_dir, latest, embedder, reuse)
 
 
-def _load_generation(index_dir: Path, manifest: Manifest, embedder: Embedder) -> PassageIndex:
+def _load(
+    index_dir: Path, manifest: Manifest, embedder: Embedder, reuse: PassageIndex | None
+) -> PassageIndex:
+    manifest.check_compatible(embedder, index_dir)
+    loaded = {segment.name: segment for segment in (reuse.segments if reuse is not None else ())}
+    needed = [record for record in manifest.segments if record.name not in loaded]
+    verify_files(index_dir, manifest, every_checksum=False, segments={record.name for record in needed})
+    segments = [
+        loaded.get(record.name) or read_segment(index_dir, record, embedder.dimension)
+        for record in manifest.segments
+    ]
+    deleted = {record.name: record.deleted for record in manifest.segments if record.deleted}
+    return PassageIndex.of_segments(segments, deleted, manifest)
+
+
+def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segment:
     import faiss
 
-    manifest.check_compatible(embedder, index_dir)
-    generation = index_dir / (manifest.generation or "")
+    folder = index_dir / record.name
     hint = "rebuild with 'articlebot index --rebuild'"
-    verify_files(index_dir, manifest, every_checksum=False)
     try:
-        articles = [_article_from_record(r) for r in _read_jsonl(generation / "articles.jsonl")]
+        articles = [_article_from_record(r) for r in _read_jsonl(folder / "articles.jsonl")]
         by_id = {article.id: article for article in articles}
-        passages = [Passage(**record) for record in _read_jsonl(generation / "passages.jsonl")]
+        passages = [Passage(**row) for row in _read_jsonl(folder / "passages.jsonl")]
         sentences = [
-            Sentence(**record, text=by_id[record["article_id"]].text[record["start"] : record["end"]])
-            for record in _read_jsonl(generation / "sentences.jsonl")
+            Sentence(**row, text=by_id[row["article_id"]].text[row["start"] : row["end"]])
+            for row in _read_jsonl(folder / "sentences.jsonl")
         ]
         # Mapped, not read: a search touches only the rows of its candidates, so a million
         # passages (1.5 GB of float32) cost resident memory only for the pages they use.
-        passage_vectors = np.load(generation / "passage_vectors.npy", mmap_mode="r")
-        sentence_vectors = np.load(generation / "sentence_vectors.npy", mmap_mode="r")
-        faiss_index = faiss.read_index(str(generation / "passages.faiss"))
+        passage_vectors = np.load(folder / "passage_vectors.npy", mmap_mode="r")
+        sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
+        faiss_index = faiss.read_index(str(folder / "passages.faiss"))
         set_search_depth(faiss_index)
-        lexical = LexicalIndex.load(generation / "lexical")
+        lexical = LexicalIndex.load(folder / "lexical")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexCorruptError(f"the index at {index_dir} is damaged ({_short(error)}): {hint}") from None
     if (
-        len(passages) != manifest.passage_count
-        or passage_vectors.shape != (len(passages), embedder.dimension)
-        or sentence_vectors.shape != (len(sentences), embedder.dimension)
+        len(passages) != record.passages
+        or len(sentences) != record.sentences
+        or passage_vectors.shape != (len(passages), dimension)
+        or sentence_vectors.shape != (len(sentences), dimension)
         or faiss_index.ntotal != len(passages)
         or lexical.size != len(passages)
     ):
         raise IndexCorruptError(f"the index at {index_dir} is damaged (its parts disagree in size): {hint}")
-    return PassageIndex(
-        articles, sentences, passages, sentence_vectors, passage_vectors, lexical, manifest, faiss_index
+    return Segment(
+        record.name, articles, sentences, passages, sentence_vectors, passage_vectors, lexical, faiss_index
     )
 
 
-def verify_files(index_dir: Path, manifest: Manifest, *, every_checksum: bool) -> int:
-    """Hold each file of the manifest's generation to the size it was written with, and to its
-    checksum where that is cheap (or always, with `every_checksum`); returns the files checked.
+def verify_files(
+    index_dir: Path, manifest: Manifest, *, every_checksum: bool, segments: Collection[str] | None = None
+) -> int:
+    """Hold each file of the manifest's segments (or of those named) to the size it was written
+    with, and to its checksum where that is cheap (or always, with `every_checksum`); returns the
+    files checked.
 
     Sizes catch truncation (a zero-byte .npy would otherwise be an EOFError); checksums catch
     bytes changed in place, which FAISS and numpy would read as different answers.
     """
-    generation = index_dir / (manifest.generation or "")
+    checked = 0
     for name, expected in manifest.files.items():
-        path = generation / name
+        if segments is not None and name.split("/", 1)[0] not in segments:
+            continue
+        checked += 1
+        path = index_dir / name
         problem = None
         try:
             size = path.stat().st_size
@@ -204,7 +230,7 @@ def verify_files(index_dir: Path, manifest: Manifest, *, every_checksum: bool) -
             raise IndexCorruptError(
                 f"the index at {index_dir} is damaged ({problem}): rebuild with 'articlebot index --rebuild'"
             )
-    return len(manifest.files)
+    return checked
 
 
 def _short(error: BaseException) -> str:

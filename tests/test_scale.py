@@ -65,7 +65,7 @@ def test_approximate_index_round_trip(tmp_path: Path, embedder: SentenceTransfor
     assert built.manifest is not None and built.manifest.dense_index.startswith("IVF")
     assert exact.manifest is not None and exact.manifest.dense_index == "flat"
     loaded = load_index(tmp_path / "ann", embedder)
-    assert not isinstance(loaded.faiss_index, faiss.IndexFlat)
+    assert not isinstance(loaded.segments[0].faiss_index, faiss.IndexFlat)
     # Vectors are mapped from disk, not read whole.
     assert isinstance(loaded.passage_vectors, np.memmap)
     question = embedder.encode(["who was fired?"])[0]

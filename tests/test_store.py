@@ -147,7 +147,8 @@ def test_save_and_load_round_trip(articles_dir: Path, tmp_path: Path, counting: 
     assert manifest["model"] == counting.model_name and manifest["dimension"] == 384
     assert manifest["passage_count"] == len(built.passages)
     assert set(manifest["articles"]) == {"storm", "budget", "match"}
-    assert {"format_version", "built_at", "versions", "generation"} <= set(manifest)
+    assert {"format_version", "built_at", "versions", "segments", "files"} <= set(manifest)
+    assert [p.name for p in (tmp_path / "index").iterdir() if p.is_dir()] == [manifest["segments"][0]["name"]]
 
 
 def test_every_index_file_follows_the_umask_so_a_service_account_can_read_it(
@@ -233,7 +234,7 @@ def test_a_build_without_a_terminal_reports_long_articles_and_skipped_files_in_p
     ("change", "said"),
     [
         ({"model": "another/model"}, "was built with model 'another/model', not"),
-        ({"format_version": 0}, "was built with format_version 0, not 1"),
+        ({"format_version": 1}, "was built with format_version 1, not 2"),  # the format before segments
     ],
 )
 def test_an_index_built_another_way_is_refused_by_load_and_built_again_with_one_line(
@@ -286,7 +287,7 @@ def test_corrupt_index_is_refused_with_the_fix(
 ) -> None:  # type: ignore[no-untyped-def]
     index_dir = tmp_path / "index"
     build_index(load_articles([articles_dir]), counting, index_dir)
-    generation = index_dir / json.loads((index_dir / MANIFEST).read_text())["generation"]
+    generation = index_dir / json.loads((index_dir / MANIFEST).read_text())["segments"][0]["name"]
     damage(index_dir, generation)
     with pytest.raises(IndexCorruptError, match="rebuild") as caught:
         load_index(index_dir, counting)
@@ -309,7 +310,7 @@ def test_index_check_verifies_every_checksum(
     manifest = Manifest.read(index_dir)
     assert storage.verify_files(index_dir, manifest, every_checksum=True) == len(manifest.files) >= 6
     # A file too large to checksum on every load is still caught by the full check.
-    _flip_a_byte(index_dir / str(manifest.generation) / "passage_vectors.npy")
+    _flip_a_byte(index_dir / manifest.segments[0].name / "passage_vectors.npy")
     with pytest.raises(IndexCorruptError, match=r"passage_vectors\.npy has changed"):
         storage.verify_files(index_dir, manifest, every_checksum=True)
 
@@ -332,15 +333,16 @@ def test_what_an_unfinished_build_left_is_removed_by_the_next(
 ) -> None:
     index_dir = tmp_path / "index"
     build_index(load_articles([articles_dir]), counting, index_dir)
-    current = json.loads((index_dir / MANIFEST).read_text())["generation"]
-    (index_dir / "gen-20200101T000000-1-1").mkdir()  # a build killed while saving
+    current = named_segments(index_dir)
+    (index_dir / "seg-20200101T000000-1-1").mkdir()  # a build killed while saving
+    (index_dir / "gen-20200101T000000-1-2").mkdir()  # an older format's generation
     (index_dir / f".{MANIFEST}.x1y2.tmp").write_text("{", encoding="utf-8")  # killed mid-manifest
-    (index_dir / "gen-keep-mine").mkdir()  # not a name articlebot gives: never touched
-    build_index(load_articles([articles_dir]), counting, index_dir)
-    latest = json.loads((index_dir / MANIFEST).read_text())["generation"]
+    (index_dir / "seg-keep-mine").mkdir()  # not a name articlebot gives: never touched
+    build_index(load_articles([articles_dir]), counting, index_dir, rebuild=True)
+    latest = named_segments(index_dir)
     assert latest != current
     assert sorted(p.name for p in index_dir.iterdir()) == sorted(
-        [MANIFEST, "build.lock", latest, "gen-keep-mine"]
+        [MANIFEST, "build.lock", *latest, "seg-keep-mine"]
     )
 
 
@@ -366,8 +368,8 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_index_answering(
     index_dir = small_disk / "index"
     articles = load_articles([articles_dir])
     build_index(articles, counting, index_dir)
-    before = json.loads((index_dir / MANIFEST).read_text())["generation"]
-    # Fill the disk so a second generation cannot fit.
+    before = named_segments(index_dir)
+    # Fill the disk so a second segment cannot fit.
     filler = small_disk / "filler"
     with filler.open("wb", buffering=0) as file:
         try:
@@ -380,11 +382,11 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_index_answering(
         with pytest.raises(IndexWriteError, match="the disk is full") as caught:
             build_index(articles, counting, index_dir, rebuild=True)
         assert "\n" not in str(caught.value)
-        assert sorted(p.name for p in index_dir.glob("gen-*")) == [before]
+        assert segments_on_disk(index_dir) == before
     assert len(load_index(index_dir, counting).passages) > 0
     filler.unlink()
     build_index(articles, counting, index_dir, rebuild=True)
-    assert len(list(index_dir.glob("gen-*"))) == 1
+    assert len(segments_on_disk(index_dir)) == 1
 
 
 def test_interrupted_build_leaves_the_previous_index_usable(
@@ -408,13 +410,13 @@ def test_interrupted_build_leaves_the_previous_index_usable(
     with pytest.raises(IndexWriteError, match="disk full"):
         build_index(load_articles([articles_dir]), counting, index_dir)
     monkeypatch.undo()
-    assert len(list(index_dir.glob("gen-*"))) == 1  # the half-written generation is gone at once
+    assert segments_on_disk(index_dir) == named_segments(index_dir)  # the half-written one is gone at once
 
     survivor = load_index(index_dir, counting)
     assert survivor.passages == before.passages
-    # The next good build finishes the job and clears the half-written generation.
+    # The next good build finishes the job: the new article in a segment of its own.
     build_index(load_articles([articles_dir]), counting, index_dir)
-    assert len(list(index_dir.glob("gen-*"))) == 1
+    assert len(segments_on_disk(index_dir)) == 2 and segments_on_disk(index_dir) == named_segments(index_dir)
     assert "extra" in load_index(index_dir, counting).articles
 
 
@@ -428,6 +430,15 @@ with build_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)
 """
+
+
+def named_segments(index_dir: Path) -> list[str]:
+    """The segments the saved manifest names."""
+    return sorted(record["name"] for record in json.loads((index_dir / MANIFEST).read_text())["segments"])
+
+
+def segments_on_disk(index_dir: Path) -> list[str]:
+    return sorted(p.name for p in index_dir.iterdir() if p.is_dir() and p.name.startswith("seg-"))
 
 
 def _environment() -> dict[str, str]:
@@ -477,7 +488,7 @@ async def test_two_builds_at_once_leave_a_whole_index(
     index = load_index(index_dir, counting)  # not "damaged"
     assert set(index.articles) == {"storm", "budget", "match", "extra"}
     assert index.manifest is not None
-    assert [p.name for p in index_dir.glob("gen-*")] == [index.manifest.generation]
+    assert segments_on_disk(index_dir) == sorted(record.name for record in index.manifest.segments)
     assert f"articlebot: another build of the index at {index_dir} is running" in said.decode()
     assert second_out.decode().startswith("indexed 4 articles")
 
@@ -486,7 +497,7 @@ def test_a_reader_retries_once_when_a_build_replaces_the_index_under_it(
     articles_dir: Path, tmp_path: Path, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`ask` reading the manifest just as a build replaces it used to report a healthy index as
-    damaged: the generation it had just read about was gone."""
+    damaged: the segment it had just read about was gone (merged, or rebuilt)."""
     index_dir = tmp_path / "index"
     build_index(load_articles([articles_dir]), counting, index_dir)
     (articles_dir / "extra.txt").write_text("A new bridge opened in the north.", encoding="utf-8")
@@ -496,17 +507,17 @@ def test_a_reader_retries_once_when_a_build_replaces_the_index_under_it(
     def read_then_rebuild(directory: Path) -> Manifest:
         manifest = read_manifest(directory)
         if not swapped:
-            swapped.append(str(manifest.generation))
+            swapped.append(manifest.segments[0].name)
             # A real build, between the reader's look at the manifest and its reading the files.
-            build_index(load_articles([articles_dir]), counting, index_dir)
+            build_index(load_articles([articles_dir]), counting, index_dir, rebuild=True)
         return manifest
 
     monkeypatch.setattr(Manifest, "read", staticmethod(read_then_rebuild))
     index = load_index(index_dir, counting)
-    assert not (index_dir / swapped[0]).exists()  # the generation it first read about is gone
+    assert not (index_dir / swapped[0]).exists()  # the segment it first read about is gone
     assert "extra" in index.articles
     assert index.manifest is not None
-    assert index.manifest.generation == json.loads((index_dir / MANIFEST).read_text())["generation"]
+    assert sorted(record.name for record in index.manifest.segments) == named_segments(index_dir)
 
 
 def test_a_build_killed_while_holding_the_lock_leaves_none_behind(

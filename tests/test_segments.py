@@ -1,0 +1,153 @@
+"""Updates touch only what changed: a segment per build that embeds, articles masked in place, small
+segments merged. Fast, with the deterministic HashEmbedder (tests/fakes.py); the real model's
+path through the same code is tested in test_store.py and test_ingest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakes import HashEmbedder
+
+from index.articles import load_articles
+from index.build import MAX_SEGMENTS, build_index
+from index.lexical import tokenize
+from index.manifest import Manifest
+from index.search import SearchSettings
+from index.storage import load_index
+
+STORIES = {
+    "storm": "Title: Storm hits coast\n\nA storm hit the coast on Monday. Thousands lost power.\n\n"
+    "The mayor opened three shelters. Schools stay closed until Friday.",
+    "budget": "Title: Budget passes\n\nParliament passed the budget by 201 votes to 180. "
+    "Taxes on fuel rise in July.\n\nThe opposition called it a betrayal of farmers.",
+    "match": "Title: Cup final\n\nThe home side won the cup final 2-1 after extra time. "
+    "Their captain scored the winner.",
+}
+EXTRA = {
+    f"town-{n}": f"Title: Town news {n}\n\nThe council of Harbury{n} voted to repair bridge number {n}. "
+    f"Work on the quay of Harbury{n} starts in spring."
+    for n in range(MAX_SEGMENTS + 2)
+}
+
+
+def write(folder: Path, stories: dict[str, str]) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, text in stories.items():
+        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+
+
+def segment_files(index_dir: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(index_dir)): path.read_bytes()
+        for path in index_dir.rglob("*")
+        if path.is_file() and path.relative_to(index_dir).parts[0].startswith("seg-")
+    }
+
+
+def top(index: object, query: str, embedder: HashEmbedder, mode: str = "hybrid") -> str:
+    vector = embedder.encode([query])[0]
+    hits = index.search(query, vector, k=1, settings=SearchSettings(mode=mode))  # type: ignore[attr-defined]
+    return str(hits[0].passage.article_id)
+
+
+def test_adding_an_article_writes_one_segment_and_touches_no_other(tmp_path: Path) -> None:
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, {"storm": STORIES["storm"], "budget": STORIES["budget"]})
+    build_index(load_articles([folder]), embedder, index_dir)
+    before = segment_files(index_dir)
+    write(folder, {"match": STORIES["match"]})
+    embedder.encoded.clear()
+    index, report = build_index(load_articles([folder]), embedder, index_dir)
+    assert (report.articles, report.embedded_articles, report.removed_articles) == (3, 1, 0)
+    assert embedder.encoded and all(text in STORIES["match"] for text in embedder.encoded)
+    after = segment_files(index_dir)
+    assert {name: after[name] for name in before} == before  # not a byte of the old segment changed
+    assert len(Manifest.read(index_dir).segments) == 2
+    assert top(index, "who won the cup final?", embedder) == "match"
+    assert top(load_index(index_dir, embedder), "fuel taxes in July", embedder) == "budget"
+
+
+def test_removed_and_changed_articles_are_masked_where_they_stand(tmp_path: Path) -> None:
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    build_index(load_articles([folder]), embedder, index_dir)
+    (folder / "match.txt").unlink()
+    write(folder, {"storm": STORIES["storm"].replace("three shelters", "five shelters")})
+    index, report = build_index(load_articles([folder]), embedder, index_dir)
+    assert (report.embedded_articles, report.removed_articles) == (1, 1)
+    first, second = Manifest.read(index_dir).segments
+    assert first.deleted == ("match", "storm") and second.articles == ("storm",)
+    for loaded in (index, load_index(index_dir, embedder)):
+        assert set(loaded.articles) == {"storm", "budget"}
+        assert not any(p.article_id == "match" for p in loaded.passages)
+        storm = [p.text for p in loaded.passages if p.article_id == "storm"]
+        assert storm and all("three shelters" not in text for text in storm)
+        assert any("five shelters" in text for text in storm)
+        assert len({p.id for p in loaded.passages}) == len(loaded.passages)  # no passage twice
+        assert top(loaded, "how many shelters did the mayor open?", embedder) == "storm"
+        assert top(loaded, "cup final captain", embedder, mode="lexical") != "match"
+    # Removing everything of a segment drops the segment itself.
+    (folder / "budget.txt").unlink()
+    build_index(load_articles([folder]), embedder, index_dir)
+    assert [record.articles for record in Manifest.read(index_dir).segments] == [("storm",)]
+    assert sorted(p.name for p in index_dir.glob("seg-*")) == [Manifest.read(index_dir).segments[0].name]
+
+
+def test_many_small_updates_are_merged_without_embedding_again(tmp_path: Path) -> None:
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    build_index(load_articles([folder]), embedder, index_dir)
+    embedded = len(embedder.encoded)
+    for name, text in EXTRA.items():  # one article per build, as feeds bring them
+        write(folder, {name: text})
+        index, _ = build_index(load_articles([folder]), embedder, index_dir)
+        assert len(Manifest.read(index_dir).segments) <= MAX_SEGMENTS
+    new_texts = embedder.encoded[embedded:]
+    assert all("harbury" in text.lower() or "town news" in text.lower() for text in new_texts)
+    # Each article embedded once: its passages and sentences, however often segments merged.
+    one_shot = HashEmbedder()
+    whole, _ = build_index(load_articles([folder]), one_shot, tmp_path / "whole")
+    assert len(new_texts) == len(one_shot.encoded) - embedded
+    assert set(index.articles) == set(whole.articles)
+    assert sorted(p.id for p in index.passages) == sorted(p.id for p in whole.passages)
+    for n in (0, MAX_SEGMENTS, MAX_SEGMENTS + 1):
+        query = f"When does work on the quay of Harbury{n} start?"
+        assert top(index, query, embedder) == top(whole, query, one_shot) == f"town-{n}"
+
+
+def test_words_count_across_segments_as_in_one_index(tmp_path: Path) -> None:
+    """A small new segment's rare words must weigh what they would in one index, or a fresh
+    article loses to old ones on exactly the words that name it."""
+    folder, embedder = tmp_path / "news", HashEmbedder()
+    write(folder, STORIES)
+    build_index(load_articles([folder]), embedder, tmp_path / "grown")
+    write(folder, {"town-1": EXTRA["town-1"]})
+    grown, _ = build_index(load_articles([folder]), embedder, tmp_path / "grown")
+    whole, _ = build_index(load_articles([folder]), embedder, tmp_path / "whole")
+    assert len(grown.segments) == 2 and len(whole.segments) == 1
+    for term in tokenize(["council harbury1 quay storm budget the mayor"])[0]:
+        assert grown.idf(term) == pytest.approx(whole.idf(term))
+    query = "Harbury1 council quay"
+    grown_scores = dict(zip((p.id for p in grown.passages), grown.lexical_scores(query), strict=True))
+    whole_scores = dict(zip((p.id for p in whole.passages), whole.lexical_scores(query), strict=True))
+    best = max(whole_scores, key=whole_scores.__getitem__)
+    assert max(grown_scores, key=grown_scores.__getitem__) == best
+    assert grown_scores[best] == pytest.approx(whole_scores[best], rel=0.25)
+
+
+def test_a_reload_reads_only_the_segments_it_has_not_seen(tmp_path: Path) -> None:
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    running = load_index(*_built(folder, index_dir, embedder))
+    write(folder, {"town-1": EXTRA["town-1"]})
+    build_index(load_articles([folder]), embedder, index_dir)  # another process, say
+    reloaded = load_index(index_dir, embedder, reuse=running)
+    old, new = reloaded.segments
+    assert old is running.segments[0] and new.name not in {s.name for s in running.segments}
+    assert top(reloaded, "Harbury1 quay", embedder) == "town-1"
+
+
+def _built(folder: Path, index_dir: Path, embedder: HashEmbedder) -> tuple[Path, HashEmbedder]:
+    build_index(load_articles([folder]), embedder, index_dir)
+    return index_dir, embedder
