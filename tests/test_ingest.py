@@ -362,3 +362,37 @@ def test_follow_once_adds_the_feeds_entries_and_says_so(site, news_config: Confi
     assert no_feeds.stderr.strip() == (
         'articlebot: error: no feeds to follow: list them in the config, e.g. feeds = ["https://example.org/rss"]'
     )
+
+
+@pytest.mark.slow
+def test_two_adds_at_once_both_land_in_the_folder_and_the_index(
+    site, news_config: Config, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed poll and an admin's link at the same moment: two processes, one folder, one index."""
+    config_file = tmp_path / "articlebot.toml"
+    config_file.write_text(
+        f'articles = ["{news_config.articles[0]}"]\nindex_dir = "{news_config.index_dir}"\n'
+        "[ingest]\nallow_private = true\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    adds = [
+        subprocess.Popen(
+            [str(ARTICLEBOT), "--config", str(config_file), "add", site.url(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for path in ("/news/storm", "/news/market")
+    ]
+    for process in adds:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        assert out.startswith("added: ")
+    manifest = Manifest.read(news_config.index_dir)
+    titles = sorted(article.title for article in load_articles([news_config.articles[0]]))
+    assert titles == ["Bridge opens", "Market reopens after fire", "Storm closes harbour"]
+    assert len(manifest.articles) == 3
+    named = {record.name for record in manifest.segments}
+    assert {p.name for p in news_config.index_dir.glob("seg-*")} == named
