@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := bot index tests scripts
+# SQuAD v1.1 dev, read by the benchmark's build, ingest and scale rows: `make bench SQUAD_DEV=PATH`.
+SQUAD_DEV ?= ../shared/data/squad/dev-v1.1.json
 
 .PHONY: run test lint bench clean
 
@@ -21,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py --squad-file $(SQUAD_DEV)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

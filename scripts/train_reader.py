@@ -18,8 +18,11 @@ that a typo does not turn a clear question into "not in the article".
 The word embeddings stay frozen: the shipped file leaves them out and the bot takes them from the
 installed base model, which keeps the weights file under 25 MB in fp16.
 
-    python scripts/train_reader.py                 # ~90 min on 2 CPU cores, resumable
-    python scripts/train_reader.py --device cuda   # the same run on a GPU
+    python scripts/train_reader.py --data-dir ../shared/data/squad                 # ~90 min on 2 CPU cores
+    python scripts/train_reader.py --data-dir ../shared/data/squad --device cuda   # the same run on a GPU
+
+--data-dir (or $ARTICLEBOT_SQUAD_DIR) is the folder holding train-v1.1.json, dev-v1.1.json and
+dev-v2.0.json.
 
 It writes checkpoints to --work-dir (resumed from automatically), prints dev metrics at the end
 (SQuAD dev sets: measured, never trained or tuned on), and exports bot/models/reader/.
@@ -31,6 +34,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import sys
@@ -49,7 +53,8 @@ from index.articles import Article  # noqa: E402
 from index.embed import model_path, quiet_model_loading  # noqa: E402
 from index.split import Passage, split_article  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "squad"
+DATA_ENV = "ARTICLEBOT_SQUAD_DIR"
+DATA_FILES = ("train-v1.1.json", "dev-v1.1.json", "dev-v2.0.json")
 OUTPUT = ROOT / "bot" / "models" / "reader"
 
 # Share of each kind of example; the rest are answers.
@@ -308,7 +313,7 @@ def train(args: argparse.Namespace) -> None:
             e.answer = tuple(e.answer) if e.answer else None  # type: ignore[assignment]
     else:
         started = time.time()
-        articles = load_articles(DATA / "train-v1.1.json")
+        articles = load_articles(args.data_dir / "train-v1.1.json")
         print(f"split {len(articles)} training articles in {time.time() - started:.0f} s", file=sys.stderr)
         examples = build_examples(articles, args.examples, rng)
         cache.write_text(json.dumps([e.__dict__ for e in examples]))
@@ -417,7 +422,7 @@ def dev_metrics(model, tokenizer, args: argparse.Namespace) -> None:  # type: ig
     rng = random.Random(args.seed)
     rows = []
     for name in ("dev-v1.1.json", "dev-v2.0.json"):
-        data = json.loads((DATA / name).read_text(encoding="utf-8"))["data"]
+        data = json.loads((args.data_dir / name).read_text(encoding="utf-8"))["data"]
         cases = [(p["context"], qa) for article in data for p in article["paragraphs"] for qa in p["qas"]]
         rows.append(rng.sample(cases, min(args.dev_questions, len(cases))))
     exact = f1 = 0.0
@@ -455,9 +460,27 @@ def auroc(scores: list[float], truth: list[int]) -> float:
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def data_dir_problem(data_dir: Path | None) -> str | None:
+    """Why the SQuAD folder cannot be used, in one line; None when it holds every file."""
+    fix = f"pass --data-dir PATH (e.g. ../shared/data/squad) holding {', '.join(DATA_FILES)}"
+    if data_dir is None:
+        return f"training needs SQuAD v1.1 train and the v1.1 and v2.0 dev sets: {fix}"
+    missing = [name for name in DATA_FILES if not (data_dir / name).is_file()]
+    if missing:
+        return f"no {', '.join(missing)} in {data_dir} (--data-dir or ${DATA_ENV}): {fix}"
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get(DATA_ENV) or None,
+        metavar="PATH",
+        help=f"folder with the SQuAD JSON files (default ${DATA_ENV})",
     )
     parser.add_argument("--examples", type=int, default=40000, help="training examples, one epoch")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -470,7 +493,11 @@ def main() -> None:
     parser.add_argument("--dev-questions", type=int, default=600)
     parser.add_argument("--work-dir", default=str(ROOT / ".reader-train"))
     parser.add_argument("--output", default=str(OUTPUT))
-    train(parser.parse_args())
+    args = parser.parse_args()
+    if problem := data_dir_problem(args.data_dir):
+        print(f"train_reader.py: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    train(args)
 
 
 if __name__ == "__main__":

@@ -151,3 +151,40 @@ def test_a_reload_reads_only_the_segments_it_has_not_seen(tmp_path: Path) -> Non
 def _built(folder: Path, index_dir: Path, embedder: HashEmbedder) -> tuple[Path, HashEmbedder]:
     build_index(load_articles([folder]), embedder, index_dir)
     return index_dir, embedder
+
+
+def test_the_console_says_when_another_process_changed_the_articles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    from rich.console import Console
+
+    from bot.config import Config
+    from bot.console import run_console
+    from bot.engine import AnswerEngine
+
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    engine = AnswerEngine(
+        Config(articles=(folder,), index_dir=index_dir),
+        embedder=embedder,
+        query_encoder=embedder,
+        status=lambda message: None,
+    )
+
+    def typed() -> object:
+        # While the console waits for its first question, another process adds an article.
+        write(folder, {"town-1": EXTRA["town-1"]})
+        build_index(load_articles([folder]), HashEmbedder(), index_dir)
+        yield "When does work on the quay of Harbury1 start?\n"
+
+    monkeypatch.setattr(
+        sys, "stdin", type("Typed", (), {"isatty": lambda self: False, "__iter__": lambda self: typed()})()
+    )
+    shown = io.StringIO()
+    run_console(engine, Console(file=shown, width=100, highlight=False))
+    said = shown.getvalue()
+    assert "articles changed: now 4 articles" in said
+    assert said.index("articles changed") < said.index("Harbury1")

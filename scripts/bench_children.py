@@ -1,0 +1,134 @@
+"""The programs scripts/bench.py runs in a fresh interpreter, so that each measures a cold process.
+
+    python scripts/bench_children.py NAME ['{"argument": value, ...}']
+
+Each prints one JSON object as its last line (`build` prints nothing: bench.py kills it mid-build).
+Imports stay inside the functions and this module imports only what Python has loaded at start-up
+anyway (json and time besides), so what a child times starts from a bare interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def model_load_torch() -> dict[str, object]:
+    """Import and load sentence-transformers, then encode one question: seconds to each."""
+    started = time.perf_counter()
+    from index.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder("cpu")
+    _ = embedder.model  # the model loads on first access
+    loaded = time.perf_counter() - started
+    embedder.encode(["who was fired?"])
+    return {"load": loaded, "first": time.perf_counter() - started}
+
+
+def model_load_fast() -> dict[str, object]:
+    """Import and load the numpy query encoder, then encode one question: seconds to each."""
+    started = time.perf_counter()
+    from index.fast_encoder import fast_query_encoder
+
+    encoder = fast_query_encoder(load=True)
+    loaded = time.perf_counter() - started
+    assert encoder is not None, "the fast query encoder is not available"
+    encoder.encode(["who was fired?"])
+    return {"load": loaded, "first": time.perf_counter() - started}
+
+
+def ask_imports(index_dir: str, heavy: list[str]) -> dict[str, object]:
+    """Which of the `heavy` modules one `articlebot ask` over `index_dir` imports."""
+    import contextlib
+    import io
+
+    from bot.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        main(["ask", "--index-dir", index_dir, "who?"])
+    return {"heavy": [name for name in heavy if name in sys.modules]}
+
+
+def memory_peak(index_dir: str, query_encoder: str, questions: list[str]) -> dict[str, object]:
+    """Peak RSS (MB) of an engine over `index_dir` answering and rendering `questions`."""
+    from bot.config import Config, ModelSettings
+    from bot.engine import AnswerEngine
+    from bot.render import answer_to_json, render_text
+
+    config = Config(index_dir=Path(index_dir), model=ModelSettings(query_encoder=query_encoder))
+    said: list[str] = []
+    engine = AnswerEngine(config, status=said.append)
+    for question in questions:
+        answer = engine.ask(question)
+        render_text(answer)
+        json.dumps(answer_to_json(answer))
+    # VmHWM, not ru_maxrss: the latter keeps the forking parent's size across exec.
+    status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+    peak = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
+    return {"peak": peak, "torch": "torch" in sys.modules, "built": bool(said)}
+
+
+def build(articles: str, index_dir: str, marker: str) -> None:
+    """Build `index_dir` from `articles`, touching `marker` as each article is split."""
+    from index.articles import load_articles
+    from index.build import build_index
+    from index.embed import SentenceTransformerEmbedder
+
+    build_index(
+        load_articles([Path(articles)]),
+        SentenceTransformerEmbedder(),
+        Path(index_dir),
+        on_article=lambda article: Path(marker).touch(),
+    )
+
+
+def serve_archive(articles: str, index_dir: str, question: str) -> dict[str, object]:
+    """What the bot does at start over a saved archive: load the index (checking it is current
+    against the article files), then answer one question; seconds to each, and memory after."""
+    started = time.perf_counter()
+    from bot.config import Config
+    from bot.engine import AnswerEngine
+
+    said: list[str] = []
+    engine = AnswerEngine(Config(articles=(Path(articles),), index_dir=Path(index_dir)), status=said.append)
+    engine.ensure_index()
+    loaded = time.perf_counter() - started
+    engine.ask(question)
+    answered = time.perf_counter() - started
+    status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+    rss = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
+    peak = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
+    return {"load": loaded, "answer": answered, "rss": rss, "peak": peak, "built": bool(said)}
+
+
+CHILDREN: dict[str, Callable[..., dict[str, object] | None]] = {
+    "model-load-torch": model_load_torch,
+    "model-load-fast": model_load_fast,
+    "ask-imports": ask_imports,
+    "memory-peak": memory_peak,
+    "build": build,
+    "serve-archive": serve_archive,
+}
+
+
+def main(argv: list[str]) -> int:
+    # No argparse: a child imports nothing before the code it times that the old `-c` programs did not.
+    if len(argv) not in (1, 2) or argv[0] not in CHILDREN:
+        print(f"usage: bench_children.py {{{','.join(CHILDREN)}}} ['JSON-OBJECT']", file=sys.stderr)
+        return 2
+    arguments = json.loads(argv[1]) if len(argv) == 2 else {}
+    result = CHILDREN[argv[0]](**arguments)
+    if result is not None:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    # As `python -c` run in the repository had it: the root first on the path, not this folder.
+    sys.path[0] = str(ROOT)
+    raise SystemExit(main(sys.argv[1:]))
