@@ -17,12 +17,12 @@ from bot.answer import Answer, compose_answer, normalize_question
 from bot.config import Config
 from bot.reader import Reader
 from bot.spelling import SpellingCorrector
-from index.articles import Article, load_articles
+from index.articles import Article, file_signatures, find_article_files, load_articles
 from index.build import BuildReport, build_index
 from index.embed import Embedder, SentenceTransformerEmbedder
 from index.errors import ArticlebotError, IndexMismatchError
 from index.ingest import ArticleFolder, Outcome
-from index.manifest import MANIFEST, index_is_current
+from index.manifest import MANIFEST, Manifest, index_is_current
 from index.search import PassageIndex
 from index.storage import load_index
 
@@ -114,16 +114,37 @@ class AnswerEngine:
     def ensure_index(self, *, rebuild: bool = False, progress: bool = False) -> PassageIndex:
         """Load the saved index, after building or updating it when the articles changed."""
         directory = self.config.index_dir
+        articles = None
+        current = not rebuild and self._files_unchanged()
+        if not rebuild and not current:
+            articles = self.read_articles()
+            current = index_is_current(directory, articles, self.config.passages)
         loaded = False
-        if not rebuild and index_is_current(directory, self.read_articles(), self.config.passages):
+        if current:
             # One built another way (model, format) is built again: the build says so in one line.
             with contextlib.suppress(IndexMismatchError):
                 self._set_index(load_index(directory, self.embedder))
                 loaded = True
         if not loaded:
-            self.build(rebuild=rebuild, progress=progress)
+            self.build(rebuild=rebuild, progress=progress, articles=articles)
         assert self._index is not None
         return self._index
+
+    def _files_unchanged(self) -> bool:
+        """Whether every article file is the one the saved index was built from, by size and
+        modification time: a start over a large archive need not read and hash every file."""
+        try:
+            manifest = Manifest.read(self.config.index_dir)
+        except (FileNotFoundError, ArticlebotError):
+            return False
+        if not manifest.sources or manifest.split != self.config.passages:
+            return False
+        try:
+            files, skipped = find_article_files(self.config.article_paths())
+        except ArticlebotError:
+            return False
+        # A skipped file is reported by the full read, so that path is taken whenever there is one.
+        return not skipped and file_signatures(files) == manifest.sources
 
     def refresh(self) -> bool:
         """Read the index again if its manifest was replaced since it was loaded; True if it was.
@@ -161,12 +182,15 @@ class AnswerEngine:
             return None
         return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
-    def build(self, *, rebuild: bool = False, progress: bool = False) -> BuildReport:
-        """Build or update the index, re-embedding only added or changed articles."""
+    def build(
+        self, *, rebuild: bool = False, progress: bool = False, articles: list[Article] | None = None
+    ) -> BuildReport:
+        """Build or update the index, re-embedding only added or changed articles (`articles`:
+        the ones just read from disk, else they are read now)."""
         verb = "building" if rebuild or not (self.config.index_dir / MANIFEST).exists() else "updating"
         self.status(f"articlebot: {verb} the index at {self.config.index_dir} …")
         index, report = build_index(
-            self.read_articles(),
+            articles if articles is not None else self.read_articles(),
             self.embedder,
             self.config.index_dir,
             self.config.passages,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -116,7 +117,7 @@ def load_articles(
     rest are read: one bad file in a folder of news must not stop the bot. Only when no file can
     be read at all is that an error.
     """
-    files, skipped = _article_files(paths)
+    files, skipped = find_article_files(paths)
     if not files and not skipped:
         raise ArticleError("no articles found: name .txt, .md or .html files, or folders holding them")
     ids = _article_ids(files)
@@ -132,6 +133,19 @@ def load_articles(
     for reason in skipped:
         (on_skip or log.warning)(f"skipped {reason}")
     return articles
+
+
+def file_signatures(paths: Iterable[str | Path]) -> dict[str, tuple[int, int]]:
+    """Size and modification time (ns) of each file, by path: what tells, without reading a file,
+    that it has not changed since an index was built from it. Paths that are not files are left out."""
+    signatures = {}
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        signatures[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return signatures
 
 
 def read_article(file: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES) -> Article:
@@ -180,8 +194,9 @@ def _read_html_article(file: Path, data: bytes, article_id: str) -> Article:
     )
 
 
-def _article_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
-    """The article files, and why any file found in a folder was passed over."""
+def find_article_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """The article files (resolved, as an Article's `path` holds them), and why any file found
+    in a folder was passed over."""
     files: list[Path] = []
     skipped: list[str] = []
     for given in paths:

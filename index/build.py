@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.articles import Article
+from index.articles import Article, file_signatures
 from index.dense import DEFAULT_ANN_THRESHOLD, dense_index, describe_dense_index
 from index.embed import Embedder
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError
@@ -210,6 +210,7 @@ def _build_index(
         versions=_library_versions(),
         segments=tuple(records),
         files=files,
+        sources=file_signatures(article.path for article in articles),
     )
     save_manifest(manifest, index_dir)
     index = _index_of(manifest, loaded, index_dir, embedder.dimension)
@@ -245,7 +246,7 @@ def _segment(
     passages = [p for part in parts for p in part.passages]
     dimension = parts[0].passage_vectors.shape[1] if parts else 0
     passage_vectors = _stack([part.passage_vectors for part in parts], dimension)
-    return Segment(
+    return Segment.of_rows(
         name,
         list(articles),
         sentences,
@@ -261,8 +262,8 @@ def _record_of(segment: Segment) -> SegmentRecord:
     return SegmentRecord(
         segment.name,
         tuple(article.id for article in segment.articles),
-        len(segment.passages),
-        len(segment.sentences),
+        segment.passage_count,
+        segment.sentence_count,
     )
 
 

@@ -78,6 +78,9 @@ class Manifest:
     built_at: str
     versions: Mapping[str, str] = field(default_factory=dict)
     segments: tuple[SegmentRecord, ...] = ()
+    # Each article file's size and modification time when it was read: a bot starting over an
+    # archive can tell the index is current from these alone, without reading every file.
+    sources: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     # Every file of every segment, by its path in the index folder.
     files: Mapping[str, FileRecord] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -136,6 +139,10 @@ class Manifest:
                         for record in data["segments"]
                     ),
                     "files": {name: FileRecord(**record) for name, record in data.get("files", {}).items()},
+                    "sources": {
+                        path: (int(size), int(mtime))
+                        for path, (size, mtime) in data.get("sources", {}).items()
+                    },
                 }
             )
         except (KeyError, TypeError, ValueError) as error:

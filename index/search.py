@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -70,10 +70,19 @@ class SearchSettings:
             raise ValueError(f"ann_threshold is {self.ann_threshold}: use a passage count >= 1")
 
 
-@dataclass
+# Columns of a segment's tables (int32): a passage, and a sentence, by their row.
+PASSAGE_COLUMNS = ("article", "paragraph", "first_sentence", "last_sentence", "start", "end")
+SENTENCE_COLUMNS = ("article", "paragraph", "start", "end")
+
+
 class Segment:
-    """One part of an index that never changes once written: some articles with their sentences,
-    passages, vectors, dense index and BM25.
+    """One part of an index that never changes once written: some articles, with their passages
+    and sentences as rows of two integer tables, their vectors, dense index and BM25.
+
+    A passage or sentence is a span of its article's text; the tables hold the spans (and the
+    article as a number), and a `Passage` or `Sentence` object is made only for the rows a
+    question touches, so loading a large archive makes no object per row. An article's passages
+    and sentences are consecutive rows, in order: passage `k` of article `a` is `a#k`.
 
     A build writes a new segment for the articles it embeds and leaves the others alone; an
     article removed or replaced is masked in the segment that holds it (the manifest lists it as
@@ -81,18 +90,101 @@ class Segment:
     reloads the index reads only the segments it has not seen.
     """
 
-    name: str
-    articles: Sequence[Article]
-    sentences: Sequence[Sentence]
-    passages: Sequence[Passage]
-    sentence_vectors: np.ndarray
-    passage_vectors: np.ndarray
-    lexical: LexicalIndex
-    faiss_index: Any = None  # exact search over passage_vectors when not given
+    def __init__(
+        self,
+        name: str,
+        articles: Sequence[Article],
+        passage_table: np.ndarray,
+        sentence_table: np.ndarray,
+        sentence_vectors: np.ndarray,
+        passage_vectors: np.ndarray,
+        lexical: LexicalIndex,
+        faiss_index: Any = None,  # exact search over passage_vectors when not given
+    ) -> None:
+        self.name = name
+        self.articles = list(articles)
+        self.passage_table = passage_table.reshape(-1, len(PASSAGE_COLUMNS))
+        self.sentence_table = sentence_table.reshape(-1, len(SENTENCE_COLUMNS))
+        self.sentence_vectors = sentence_vectors
+        self.passage_vectors = passage_vectors
+        self.lexical = lexical
+        self.faiss_index = faiss_index if faiss_index is not None else flat_index(passage_vectors)
+        codes = range(len(self.articles) + 1)
+        # First row of each article (and one past the last), in each table.
+        self.passage_start = np.searchsorted(self.passage_table[:, 0], codes)
+        self.sentence_start = np.searchsorted(self.sentence_table[:, 0], codes)
+        self.code = {article.id: code for code, article in enumerate(self.articles)}
 
-    def __post_init__(self) -> None:
-        if self.faiss_index is None:
-            self.faiss_index = flat_index(self.passage_vectors)
+    @classmethod
+    def of_rows(
+        cls,
+        name: str,
+        articles: Sequence[Article],
+        sentences: Sequence[Sentence],
+        passages: Sequence[Passage],
+        sentence_vectors: np.ndarray,
+        passage_vectors: np.ndarray,
+        lexical: LexicalIndex,
+        faiss_index: Any = None,
+    ) -> Segment:
+        """A segment of passage and sentence objects (each article's consecutive, in order)."""
+        code = {article.id: number for number, article in enumerate(articles)}
+        passage_table = np.array(
+            [
+                (code[p.article_id], p.paragraph, p.first_sentence, p.last_sentence, p.start, p.end)
+                for p in passages
+            ],
+            dtype=np.int32,
+        ).reshape(-1, len(PASSAGE_COLUMNS))
+        sentence_table = np.array(
+            [(code[s.article_id], s.paragraph, s.start, s.end) for s in sentences], dtype=np.int32
+        ).reshape(-1, len(SENTENCE_COLUMNS))
+        segment = cls(
+            name,
+            articles,
+            passage_table,
+            sentence_table,
+            sentence_vectors,
+            passage_vectors,
+            lexical,
+            faiss_index,
+        )
+        if not _grouped(segment.passage_table[:, 0]) or not _grouped(segment.sentence_table[:, 0]):
+            raise ValueError("each article's passages and sentences must be consecutive, in article order")
+        return segment
+
+    @property
+    def passage_count(self) -> int:
+        return len(self.passage_table)
+
+    @property
+    def sentence_count(self) -> int:
+        return len(self.sentence_table)
+
+    def passage(self, row: int) -> Passage:
+        code, paragraph, first, last, start, end = (int(v) for v in self.passage_table[row])
+        article = self.articles[code]
+        number = row - int(self.passage_start[code])
+        return Passage(
+            f"{article.id}#{number}", article.id, paragraph, first, last, start, end, article.text[start:end]
+        )
+
+    def sentence(self, row: int) -> Sentence:
+        code, paragraph, start, end = (int(v) for v in self.sentence_table[row])
+        article = self.articles[code]
+        return Sentence(
+            article.id, row - int(self.sentence_start[code]), paragraph, start, end, article.text[start:end]
+        )
+
+    def article_rows(self, article_id: str, table: str = "passage") -> range:
+        """The rows of one article in the passage (or sentence) table."""
+        starts = self.passage_start if table == "passage" else self.sentence_start
+        code = self.code[article_id]
+        return range(int(starts[code]), int(starts[code + 1]))
+
+
+def _grouped(codes: np.ndarray) -> bool:
+    return bool(np.all(codes[1:] >= codes[:-1])) if len(codes) else True
 
 
 class _Part:
@@ -101,28 +193,31 @@ class _Part:
     def __init__(self, segment: Segment, deleted: frozenset[str], passage_at: int, sentence_at: int) -> None:
         self.segment = segment
         self.deleted = deleted
-        self.passage_rows = _live_rows(segment.passages, deleted)  # local rows of live passages
-        self.sentence_rows = _live_rows(segment.sentences, deleted)
+        gone = np.array([segment.code[a] for a in deleted if a in segment.code], dtype=np.int64)
+        self.passage_rows = _live_rows(segment.passage_table[:, 0], gone)  # local rows of live passages
+        self.sentence_rows = _live_rows(segment.sentence_table[:, 0], gone)
         self.passage_at = passage_at  # global row of its first live passage
         self.sentence_at = sentence_at
-        # Local row -> global row (-1 for a deleted passage), for what FAISS finds.
-        self.global_passage = np.full(len(segment.passages), -1, dtype=np.int64)
-        self.global_passage[self.passage_rows] = np.arange(len(self.passage_rows)) + passage_at
+        # Local row -> global row (-1 for a masked one).
+        self.global_passage = _globals(segment.passage_count, self.passage_rows, passage_at)
+        self.global_sentence = _globals(segment.sentence_count, self.sentence_rows, sentence_at)
 
 
-def _live_rows(items: Sequence[Passage | Sentence], deleted: frozenset[str]) -> np.ndarray:
-    if not deleted:
-        return np.arange(len(items), dtype=np.int64)
-    return np.array([row for row, item in enumerate(items) if item.article_id not in deleted], dtype=np.int64)
+def _live_rows(codes: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    if not len(gone):
+        return np.arange(len(codes), dtype=np.int64)
+    return np.flatnonzero(~np.isin(codes, gone)).astype(np.int64)
 
 
-def _pick(items: Sequence[Any], rows: np.ndarray) -> Sequence[Any]:
-    return items if len(rows) == len(items) else [items[row] for row in rows]
+def _globals(count: int, live: np.ndarray, at: int) -> np.ndarray:
+    rows = np.full(count, -1, dtype=np.int64)
+    rows[live] = np.arange(len(live)) + at
+    return rows
 
 
 class _Rows:
     """Vectors of several segments as one array of live rows; indexing by a list of global rows
-    gathers them. (One segment with nothing deleted uses its own array instead.)"""
+    gathers them. (One segment with nothing masked uses its own array instead.)"""
 
     def __init__(self, blocks: Sequence[tuple[np.ndarray, np.ndarray]], dimension: int) -> None:
         self._blocks = blocks  # (vectors, local rows of the live ones), in global order
@@ -150,6 +245,55 @@ class _Rows:
         return out
 
 
+_Row = TypeVar("_Row", Passage, Sentence)
+
+
+class _Objects(Sequence[_Row]):
+    """The live passages (or sentences) of every segment as one sequence, each object made when
+    it is asked for."""
+
+    def __init__(self, parts: Sequence[_Part], kind: str) -> None:
+        self._parts = parts
+        self._kind = kind
+        self._starts = np.cumsum([0, *(len(self._rows(part)) for part in parts)])
+
+    def _rows(self, part: _Part) -> np.ndarray:
+        return part.passage_rows if self._kind == "passage" else part.sentence_rows
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @overload
+    def __getitem__(self, row: int) -> _Row: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[_Row]: ...
+
+    def __getitem__(self, row: int | slice) -> _Row | list[_Row]:
+        if isinstance(row, slice):
+            return [self[number] for number in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        which = int(np.searchsorted(self._starts, row, side="right")) - 1
+        part = self._parts[which]
+        local = int(self._rows(part)[row - int(self._starts[which])])
+        made = part.segment.passage(local) if self._kind == "passage" else part.segment.sentence(local)
+        return made  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[_Row]:
+        for part in self._parts:
+            make = part.segment.passage if self._kind == "passage" else part.segment.sentence
+            for local in self._rows(part):
+                yield make(int(local))  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class PassageIndex:
     """The corpus and its search: live articles, passages and sentences of one or more segments.
 
@@ -169,7 +313,7 @@ class PassageIndex:
         faiss_index: Any = None,
     ) -> None:
         """An index of one segment held in memory (evaluation, benchmarks, tests)."""
-        segment = Segment(
+        segment = Segment.of_rows(
             "memory", articles, sentences, passages, sentence_vectors, passage_vectors, lexical, faiss_index
         )
         self._set_up([segment], {}, manifest)
@@ -198,16 +342,18 @@ class PassageIndex:
             self._parts.append(part)
             passage_at += len(part.passage_rows)
             sentence_at += len(part.sentence_rows)
+        # Each live article: the part that holds it.
+        self._holder: dict[str, _Part] = {}
+        for part in self._parts:
+            for article in part.segment.articles:
+                if article.id not in part.deleted:
+                    self._holder[article.id] = part
         self.articles = {
-            article.id: article
-            for part in self._parts
-            for article in part.segment.articles
-            if article.id not in part.deleted
+            article_id: part.segment.articles[part.segment.code[article_id]]
+            for article_id, part in self._holder.items()
         }
-        self.passages = [p for part in self._parts for p in _pick(part.segment.passages, part.passage_rows)]
-        self.sentences = [
-            s for part in self._parts for s in _pick(part.segment.sentences, part.sentence_rows)
-        ]
+        self.passages: Sequence[Passage] = _Objects(self._parts, "passage")
+        self.sentences: Sequence[Sentence] = _Objects(self._parts, "sentence")
         dimension = self.segments[0].passage_vectors.shape[1] if self.segments else 0
         whole = len(self._parts) == 1 and not self._parts[0].deleted
         self.passage_vectors: np.ndarray | _Rows = (
@@ -220,16 +366,7 @@ class PassageIndex:
             if whole
             else _Rows([(p.segment.sentence_vectors, p.sentence_rows) for p in self._parts], dimension)
         )
-        self._passage_rows = {passage.id: row for row, passage in enumerate(self.passages)}
-        self._sentence_rows: dict[tuple[str, int], int] = {
-            (sentence.article_id, sentence.index): row for row, sentence in enumerate(self.sentences)
-        }
-        # Each article's paragraphs as character spans of its body, in one pass over the sentences.
         self._paragraphs: dict[str, dict[int, tuple[int, int]]] = {}
-        for sentence in self.sentences:
-            spans = self._paragraphs.setdefault(sentence.article_id, {})
-            start = spans.get(sentence.paragraph, (sentence.start, 0))[0]
-            spans[sentence.paragraph] = (start, sentence.end)
         # BM25 statistics over every segment, as one index would count them.
         self._documents = sum(part.segment.lexical.size for part in self._parts)
 
@@ -238,30 +375,59 @@ class PassageIndex:
     @cached_property
     def passage_counts(self) -> Counter[str]:
         """Passages per article id."""
-        return Counter(passage.article_id for passage in self.passages)
+        return Counter(
+            {
+                article_id: len(part.segment.article_rows(article_id))
+                for article_id, part in self._holder.items()
+            }
+        )
 
     def paragraph_count(self, article_id: str) -> int:
-        return max(self._paragraphs.get(article_id, {0: (0, 0)}))
+        return max(self._paragraph_spans(article_id), default=0)
 
     def passage(self, passage_id: str) -> Passage | None:
-        row = self._passage_rows.get(passage_id)
-        return None if row is None else self.passages[row]
+        article_id, _, number = passage_id.rpartition("#")
+        part = self._holder.get(article_id)
+        if part is None or not number.isdigit():
+            return None
+        rows = part.segment.article_rows(article_id)
+        if int(number) >= len(rows):
+            return None
+        return part.segment.passage(rows[int(number)])
 
     def sentence_rows(self, passage: Passage) -> list[int]:
         """Rows of `sentences` and `sentence_vectors` for the sentences of `passage`."""
-        return [self._sentence_rows[(passage.article_id, index)] for index in passage.sentence_ids]
+        part = self._holder[passage.article_id]
+        first = part.segment.article_rows(passage.article_id, "sentence").start
+        local = np.arange(passage.first_sentence, passage.last_sentence + 1) + first
+        return [int(row) for row in part.global_sentence[local]]
 
     def sentences_of(self, passage: Passage) -> list[Sentence]:
-        return [self.sentences[row] for row in self.sentence_rows(passage)]
+        part = self._holder[passage.article_id]
+        first = part.segment.article_rows(passage.article_id, "sentence").start
+        return [part.segment.sentence(first + index) for index in passage.sentence_ids]
 
     def surrounding(self, passage: Passage, paragraphs: int = 1) -> Surrounding:
         """The passage's paragraphs and `paragraphs` more on either side, within its article."""
-        spans = self._paragraphs[passage.article_id]
+        spans = self._paragraph_spans(passage.article_id)
         sentences = self.sentences_of(passage)
         first = max(min(spans), sentences[0].paragraph - paragraphs)
         last = min(max(spans), sentences[-1].paragraph + paragraphs)
         inside = [spans[number] for number in range(first, last + 1) if number in spans]
         return Surrounding(inside[0][0], inside[-1][1], first, last)
+
+    def _paragraph_spans(self, article_id: str) -> dict[int, tuple[int, int]]:
+        """An article's paragraphs as character spans of its body, worked out once when asked."""
+        spans = self._paragraphs.get(article_id)
+        if spans is None:
+            spans = {}
+            part = self._holder.get(article_id)
+            if part is not None:
+                rows = part.segment.article_rows(article_id, "sentence")
+                for _, paragraph, start, end in part.segment.sentence_table[rows.start : rows.stop].tolist():
+                    spans[paragraph] = (spans.get(paragraph, (start, 0))[0], end)
+            self._paragraphs[article_id] = spans
+        return spans
 
     # Search ------------------------------------------------------------------------------
 
@@ -317,7 +483,7 @@ class PassageIndex:
         query = query_vector.reshape(1, -1).astype(np.float32)
         rows: list[int] = []
         for part in self._parts:
-            size = len(part.segment.passages)
+            size = part.segment.passage_count
             if not len(part.passage_rows):
                 continue
             _, found = part.segment.faiss_index.search(query, min(size, depth * (2 if part.deleted else 1)))

@@ -6,8 +6,8 @@ Layout of an index folder:
                            them (with the articles masked in each); written last, atomically
     seg-<stamp>/           one segment, never changed once written
         articles.jsonl     article metadata and body text (offsets refer to it)
-        passages.jsonl     one passage a line: id, article, paragraph, sentence range, span, text
-        sentences.jsonl    one sentence a line: article, index, paragraph, span
+        passages.npy       one row a passage: article number, paragraph, sentence range, span
+        sentences.npy      one row a sentence: article number, paragraph, span
         passage_vectors.npy, sentence_vectors.npy
         passages.faiss     the segment's dense index (exact, or IVF-SQ8 when it is large)
         lexical/           bm25s files and document frequencies
@@ -45,8 +45,7 @@ from index.errors import IndexCorruptError, IndexMismatchError, IndexWriteError
 from index.files import atomic_write
 from index.lexical import LexicalIndex
 from index.manifest import MANIFEST, FileRecord, Manifest, SegmentRecord
-from index.search import PassageIndex, Segment
-from index.split import Passage, Sentence
+from index.search import PASSAGE_COLUMNS, SENTENCE_COLUMNS, PassageIndex, Segment
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +72,8 @@ def write_segment(segment: Segment, index_dir: Path) -> dict[str, FileRecord]:
     folder.mkdir(parents=True)
     try:
         _write_jsonl(folder / "articles.jsonl", (_article_record(a) for a in segment.articles))
-        _write_jsonl(folder / "passages.jsonl", (dataclasses.asdict(p) for p in segment.passages))
-        _write_jsonl(
-            folder / "sentences.jsonl",
-            ({k: v for k, v in dataclasses.asdict(s).items() if k != "text"} for s in segment.sentences),
-        )
+        np.save(folder / "passages.npy", segment.passage_table.astype(np.int32))
+        np.save(folder / "sentences.npy", segment.sentence_table.astype(np.int32))
         np.save(folder / "passage_vectors.npy", np.asarray(segment.passage_vectors, dtype=np.float32))
         np.save(folder / "sentence_vectors.npy", np.asarray(segment.sentence_vectors, dtype=np.float32))
         faiss.write_index(segment.faiss_index, str(folder / "passages.faiss"))
@@ -171,12 +167,9 @@ def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segm
     hint = "rebuild with 'articlebot index --rebuild'"
     try:
         articles = [_article_from_record(r) for r in _read_jsonl(folder / "articles.jsonl")]
-        by_id = {article.id: article for article in articles}
-        passages = [Passage(**row) for row in _read_jsonl(folder / "passages.jsonl")]
-        sentences = [
-            Sentence(**row, text=by_id[row["article_id"]].text[row["start"] : row["end"]])
-            for row in _read_jsonl(folder / "sentences.jsonl")
-        ]
+        # Spans of the article texts, as integers: no object per passage or sentence is made here.
+        passage_table = np.load(folder / "passages.npy")
+        sentence_table = np.load(folder / "sentences.npy")
         # Mapped, not read: a search touches only the rows of its candidates, so a million
         # passages (1.5 GB of float32) cost resident memory only for the pages they use.
         passage_vectors = np.load(folder / "passage_vectors.npy", mmap_mode="r")
@@ -186,17 +179,29 @@ def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segm
         lexical = LexicalIndex.load(folder / "lexical")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise IndexCorruptError(f"the index at {index_dir} is damaged ({_short(error)}): {hint}") from None
+    passages, sentences = len(passage_table), len(sentence_table)
     if (
-        len(passages) != record.passages
-        or len(sentences) != record.sentences
-        or passage_vectors.shape != (len(passages), dimension)
-        or sentence_vectors.shape != (len(sentences), dimension)
-        or faiss_index.ntotal != len(passages)
-        or lexical.size != len(passages)
+        passage_table.shape != (record.passages, len(PASSAGE_COLUMNS))
+        or sentence_table.shape != (record.sentences, len(SENTENCE_COLUMNS))
+        or passage_vectors.shape != (passages, dimension)
+        or sentence_vectors.shape != (sentences, dimension)
+        or faiss_index.ntotal != passages
+        or lexical.size != passages
+        or (
+            passages
+            and not 0 <= int(passage_table[:, 0].min()) <= int(passage_table[:, 0].max()) < len(articles)
+        )
     ):
         raise IndexCorruptError(f"the index at {index_dir} is damaged (its parts disagree in size): {hint}")
     return Segment(
-        record.name, articles, sentences, passages, sentence_vectors, passage_vectors, lexical, faiss_index
+        record.name,
+        articles,
+        passage_table,
+        sentence_table,
+        sentence_vectors,
+        passage_vectors,
+        lexical,
+        faiss_index,
     )
 
 

@@ -188,3 +188,42 @@ def test_the_console_says_when_another_process_changed_the_articles(
     said = shown.getvalue()
     assert "articles changed: now 4 articles" in said
     assert said.index("articles changed") < said.index("Harbury1")
+
+
+def test_a_start_over_unchanged_files_reads_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bot starting over a large archive used to read and hash every article file to learn the
+    index was current; their sizes and modification times tell it as well."""
+    import os
+
+    from bot.config import Config
+    from bot.engine import AnswerEngine
+    from index import articles as article_files
+
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    build_index(load_articles([folder]), embedder, index_dir)
+    config = Config(articles=(folder,), index_dir=index_dir)
+    read: list[Path] = []
+    real_read = article_files.read_article
+
+    def counting_read(file: Path, *args: object) -> object:
+        read.append(file)
+        return real_read(file, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(article_files, "read_article", counting_read)
+    engine = AnswerEngine(config, embedder=embedder, query_encoder=embedder, status=lambda message: None)
+    assert set(engine.ensure_index().articles) == set(STORIES)
+    assert read == []
+    # One file changed (same size, a new time): every file is read, and only that one embedded.
+    storm = folder / "storm.txt"
+    storm.write_text(STORIES["storm"].replace("three", "seven"), encoding="utf-8")
+    os.utime(storm, ns=(storm.stat().st_atime_ns, storm.stat().st_mtime_ns + 1_000_000))
+    embedder.encoded.clear()
+    index = AnswerEngine(
+        config, embedder=embedder, query_encoder=embedder, status=lambda m: None
+    ).ensure_index()
+    changed = STORIES["storm"].replace("three", "seven")
+    assert len(read) == 3 and embedder.encoded and all(text in changed for text in embedder.encoded)
+    assert any("seven shelters" in p.text for p in index.passages)

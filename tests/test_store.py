@@ -261,7 +261,7 @@ def test_an_index_built_another_way_is_refused_by_load_and_built_again_with_one_
         lambda d, gen: (d / MANIFEST).write_text("[1, 2]"),
         lambda d, gen: (gen / "passage_vectors.npy").unlink(),
         lambda d, gen: (gen / "passages.faiss").write_bytes(b"garbage"),
-        lambda d, gen: (gen / "passages.jsonl").write_text('{"id": 1}\n'),
+        lambda d, gen: np.save(gen / "passages.npy", np.zeros((1, 6), np.int32)),
         lambda d, gen: np.save(gen / "sentence_vectors.npy", np.zeros((2, 384), np.float32)),
         # Hardening: bytes changed in place keep every size right; an emptied .npy was an EOFError.
         lambda d, gen: _flip_a_byte(gen / "passage_vectors.npy"),
