@@ -294,6 +294,5 @@ class AnswerEngine:
     def _spelling(self, index: PassageIndex) -> SpellingCorrector:
         """The corrector for this index's articles, made once per index."""
         if self._corrector is None or self._corrector[0] is not index:
-            texts = (article.text for article in index.articles.values())
-            self._corrector = (index, SpellingCorrector(texts))
+            self._corrector = (index, SpellingCorrector.from_counts(index.word_counts))
         return self._corrector[1]

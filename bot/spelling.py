@@ -11,11 +11,12 @@ meant. Edit distances come from rapidfuzz.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+from index.lexical import SURFACE_WORD as _WORD
+from index.lexical import word_counts
+
 _LOOKALIKES = str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t"})
 _SHORTEST = 3
 
@@ -24,13 +25,23 @@ class SpellingCorrector:
     """Mends unknown words of a question against the known words and the articles' words."""
 
     def __init__(self, article_texts: Iterable[str], english: Collection[str] | None = None) -> None:
-        counts: Counter[str] = Counter()
-        for text in article_texts:
-            counts.update(word.lower() for word in _WORD.findall(text))
+        self._set_up(word_counts(article_texts), english)
+
+    @classmethod
+    def from_counts(
+        cls, counts: Mapping[str, int], english: Collection[str] | None = None
+    ) -> SpellingCorrector:
+        """A corrector for articles whose words were counted already (an index keeps the counts)."""
+        corrector = cls.__new__(cls)
+        corrector._set_up(counts, english)
+        return corrector
+
+    def _set_up(self, counts: Mapping[str, int], english: Collection[str] | None) -> None:
         self._article_words = set(counts)
         self._english = english
         # Most frequent first, so a tie between two words one edit away goes to the commoner.
-        self._choices = [word for word, _ in counts.most_common() if len(word) >= _SHORTEST]
+        ranked = Counter(counts).most_common()
+        self._choices = [word for word, _ in ranked if len(word) >= _SHORTEST]
 
     def knows(self, word: str) -> bool:
         return word in self._article_words or word in self.english

@@ -202,22 +202,43 @@ def find_article_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[st
     for given in paths:
         path = Path(given).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in ARTICLE_SUFFIXES and p.is_file())
-            if not found:
+            found, outside = _folder_files(path)
+            if not found and not outside:
                 raise ArticleError(f"{path} holds no .txt or .md articles or .html pages")
-            root = path.resolve()
-            for candidate in found:
-                # A link out of the folder (to /etc/passwd, say) is not followed unless named itself.
-                if candidate.resolve().is_relative_to(root):
-                    files.append(candidate)
-                else:
-                    skipped.append(f"{candidate}: it links outside {path} (name the file itself to index it)")
+            files.extend(Path(file) for file in found)
+            # A link out of the folder (to /etc/passwd, say) is not followed unless named itself.
+            skipped.extend(
+                f"{link}: it links outside {path} (name the file itself to index it)" for link in outside
+            )
         elif path.is_file():
-            files.append(path)
+            files.append(Path(os.path.realpath(path)))
         else:
             raise ArticleError(f"article not found: {path}")
-    unique = dict.fromkeys(p.resolve() for p in files)
-    return list(unique), skipped
+    return list(dict.fromkeys(files)), skipped
+
+
+def _folder_files(folder: Path) -> tuple[list[str], list[str]]:
+    """Article files under `folder` (resolved) in path order, and links among them that lead out
+    of it. One scandir per folder and no system call per plain file: an archive's folder holds
+    tens of thousands. Linked folders are not entered (as pathlib's rglob does not)."""
+    root = os.path.realpath(folder)
+    found: list[tuple[tuple[str, ...], str]] = []
+    outside: list[str] = []
+    pending: list[tuple[str, tuple[str, ...]]] = [(root, ())]
+    while pending:
+        directory, parts = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, (*parts, entry.name)))
+                elif os.path.splitext(entry.name)[1].lower() in ARTICLE_SUFFIXES and entry.is_file():
+                    resolved = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+                    if os.path.commonpath((resolved, root)) == root:
+                        found.append(((*parts, entry.name), resolved))
+                    else:
+                        outside.append(str(folder.joinpath(*parts, entry.name)))
+    found.sort()
+    return [file for _, file in found], sorted(outside)
 
 
 def _article_ids(files: Sequence[Path]) -> dict[Path, str]:

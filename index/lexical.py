@@ -7,7 +7,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,18 @@ def _stemmer() -> Any:
     import Stemmer
 
     return Stemmer.Stemmer("english")
+
+
+# A word as written (letters and digits, inner apostrophes kept): what typos are mended against.
+SURFACE_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def word_counts(texts: Iterable[str]) -> Counter[str]:
+    """How often each word (lower-cased, as written) occurs in `texts`."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word.lower() for word in SURFACE_WORD.findall(text))
+    return counts
 
 
 def words(text: str) -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from index.articles import Article
 from index.dense import DEFAULT_ANN_THRESHOLD, flat_index
-from index.lexical import LexicalIndex, bm25_idf, tokenize
+from index.lexical import LexicalIndex, bm25_idf, tokenize, word_counts
 from index.manifest import Manifest
 from index.split import Passage, Sentence
 
@@ -100,8 +100,10 @@ class Segment:
         passage_vectors: np.ndarray,
         lexical: LexicalIndex,
         faiss_index: Any = None,  # exact search over passage_vectors when not given
+        words: Counter[str] | None = None,  # counted from the articles when not given
     ) -> None:
         self.name = name
+        self._words = words
         self.articles = list(articles)
         self.passage_table = passage_table.reshape(-1, len(PASSAGE_COLUMNS))
         self.sentence_table = sentence_table.reshape(-1, len(SENTENCE_COLUMNS))
@@ -152,6 +154,13 @@ class Segment:
         if not _grouped(segment.passage_table[:, 0]) or not _grouped(segment.sentence_table[:, 0]):
             raise ValueError("each article's passages and sentences must be consecutive, in article order")
         return segment
+
+    @property
+    def words(self) -> Counter[str]:
+        """How often each word of its articles occurs: what typos in questions are mended against."""
+        if self._words is None:
+            self._words = word_counts(article.text for article in self.articles)
+        return self._words
 
     @property
     def passage_count(self) -> int:
@@ -371,6 +380,16 @@ class PassageIndex:
         self._documents = sum(part.segment.lexical.size for part in self._parts)
 
     # The corpus --------------------------------------------------------------------------
+
+    @cached_property
+    def word_counts(self) -> Counter[str]:
+        """Every segment's word counts together (a masked article's words linger until a merge)."""
+        if len(self.segments) == 1:
+            return self.segments[0].words
+        total: Counter[str] = Counter()
+        for segment in self.segments:
+            total.update(segment.words)
+        return total
 
     @cached_property
     def passage_counts(self) -> Counter[str]:

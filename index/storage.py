@@ -8,6 +8,7 @@ Layout of an index folder:
         articles.jsonl     article metadata and body text (offsets refer to it)
         passages.npy       one row a passage: article number, paragraph, sentence range, span
         sentences.npy      one row a sentence: article number, paragraph, span
+        words.json         how often each word occurs (what typos in questions are mended against)
         passage_vectors.npy, sentence_vectors.npy
         passages.faiss     the segment's dense index (exact, or IVF-SQ8 when it is large)
         lexical/           bm25s files and document frequencies
@@ -32,6 +33,7 @@ import os
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,7 @@ def write_segment(segment: Segment, index_dir: Path) -> dict[str, FileRecord]:
         _write_jsonl(folder / "articles.jsonl", (_article_record(a) for a in segment.articles))
         np.save(folder / "passages.npy", segment.passage_table.astype(np.int32))
         np.save(folder / "sentences.npy", segment.sentence_table.astype(np.int32))
+        (folder / "words.json").write_text(json.dumps(segment.words, ensure_ascii=False), encoding="utf-8")
         np.save(folder / "passage_vectors.npy", np.asarray(segment.passage_vectors, dtype=np.float32))
         np.save(folder / "sentence_vectors.npy", np.asarray(segment.sentence_vectors, dtype=np.float32))
         faiss.write_index(segment.faiss_index, str(folder / "passages.faiss"))
@@ -170,6 +173,8 @@ def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segm
         # Spans of the article texts, as integers: no object per passage or sentence is made here.
         passage_table = np.load(folder / "passages.npy")
         sentence_table = np.load(folder / "sentences.npy")
+        words_file = folder / "words.json"  # counted from the articles again where it is missing
+        words = Counter(json.loads(words_file.read_text(encoding="utf-8"))) if words_file.exists() else None
         # Mapped, not read: a search touches only the rows of its candidates, so a million
         # passages (1.5 GB of float32) cost resident memory only for the pages they use.
         passage_vectors = np.load(folder / "passage_vectors.npy", mmap_mode="r")
@@ -202,6 +207,7 @@ def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segm
         passage_vectors,
         lexical,
         faiss_index,
+        words,
     )
 
 
