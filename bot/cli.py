@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -54,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("articlebot: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read the output stopped (`articlebot ask … | head -3`): stop quietly, as Unix
+        # tools do, and keep Python's own flush at exit from raising it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except ArticlebotError as error:
         _report(f"articlebot: error: {error}", debug=args.debug)
         return EXIT_ERROR

@@ -259,3 +259,20 @@ def test_console_leaves_cleanly_on_ctrl_c(index_args: list[str], tmp_path: Path)
     child.close()
     assert child.exitstatus == 0
     assert "Traceback" not in (child.before or "")
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(index_args: list[str]) -> None:
+    """`articlebot ask … | head -1` used to end with 'articlebot: error: BrokenPipeError'."""
+    process = subprocess.Popen(
+        [str(ARTICLEBOT), "ask", "--json", "-", *index_args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    process.stdin.write(b"who was fired?\n")
+    process.stdin.flush()
+    assert json.loads(process.stdout.readline())["answered"]
+    process.stdout.close()  # the reader goes away, as `head -1` does
+    process.stdin.write(b"who refused to sign the order?\n")
+    process.stdin.close()
+    assert process.wait(timeout=300) == 1
+    assert process.stderr.read() == b""
