@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -17,8 +18,15 @@ from bot.answer import Answer, compose_answer, normalize_question
 from bot.config import Config
 from bot.reader import Reader
 from bot.spelling import SpellingCorrector
-from index.articles import Article, file_signatures, find_article_files, load_articles
-from index.build import BuildReport, build_index
+from index.articles import (
+    Article,
+    KnownArticle,
+    file_signatures,
+    find_article_files,
+    load_articles,
+    survey_articles,
+)
+from index.build import BuildReport, UnreadArticles, build_index
 from index.embed import Embedder, SentenceTransformerEmbedder
 from index.errors import ArticlebotError, IndexMismatchError
 from index.ingest import ArticleFolder, Outcome
@@ -130,6 +138,29 @@ class AnswerEngine:
         assert self._index is not None
         return self._index
 
+    def _survey_articles(self) -> list[Article | KnownArticle]:
+        """The articles for an update: a file the saved index holds unchanged (same size and
+        modification time) is not read again, so adding one story to an archive reads one file."""
+        try:
+            manifest = Manifest.read(self.config.index_dir)
+        except (FileNotFoundError, ArticlebotError):
+            return list(self.read_articles())
+        if manifest.split != self.config.passages or manifest.model != self.embedder.model_name:
+            return list(self.read_articles())
+
+        def known(file: Path, article_id: str) -> KnownArticle | None:
+            held = manifest.articles.get(article_id)
+            if held is None or manifest.sources.get(str(file)) != file_signatures([file]).get(str(file)):
+                return None
+            return KnownArticle(article_id, str(file), held)
+
+        return survey_articles(
+            self.config.article_paths(),
+            max_bytes=int(self.config.max_article_mb * 1_000_000),
+            on_skip=lambda message: self.status(f"articlebot: {message}"),
+            known=known,
+        )
+
     def _files_unchanged(self) -> bool:
         """Whether every article file is the one the saved index was built from, by size and
         modification time: a start over a large archive need not read and hash every file."""
@@ -189,11 +220,15 @@ class AnswerEngine:
         the ones just read from disk, else they are read now)."""
         verb = "building" if rebuild or not (self.config.index_dir / MANIFEST).exists() else "updating"
         self.status(f"articlebot: {verb} the index at {self.config.index_dir} …")
-        index, report = build_index(
-            articles if articles is not None else self.read_articles(),
-            self.embedder,
-            self.config.index_dir,
-            self.config.passages,
+        surveyed: list[Article] | list[Article | KnownArticle]
+        surveyed = (
+            articles if articles is not None else self.read_articles() if rebuild else self._survey_articles()
+        )
+        build = functools.partial(
+            build_index,
+            embedder=self.embedder,
+            index_dir=self.config.index_dir,
+            settings=self.config.passages,
             rebuild=rebuild,
             progress=progress,
             ann_threshold=self.config.search.ann_threshold,
@@ -201,6 +236,11 @@ class AnswerEngine:
             on_article=None if progress else self._report_splitting(),
             reuse=self._index,
         )
+        try:
+            index, report = build(surveyed)
+        except UnreadArticles:
+            # The index changed under the survey (another build, another format): read them all.
+            index, report = build(self.read_articles())
         self._set_index(index)
         return report
 

@@ -104,6 +104,16 @@ def parse_article(raw: str, *, path: str, article_id: str) -> Article:
     )
 
 
+@dataclass(frozen=True)
+class KnownArticle:
+    """An article file an index already holds, unchanged: what a build needs of it (its id, its
+    file and its content hash) without reading it."""
+
+    id: str
+    path: str
+    content_hash: str
+
+
 def load_articles(
     paths: Iterable[str | Path],
     *,
@@ -117,12 +127,28 @@ def load_articles(
     rest are read: one bad file in a folder of news must not stop the bot. Only when no file can
     be read at all is that an error.
     """
+    return [a for a in survey_articles(paths, max_bytes=max_bytes, on_skip=on_skip) if isinstance(a, Article)]
+
+
+def survey_articles(
+    paths: Iterable[str | Path],
+    *,
+    max_bytes: int = MAX_ARTICLE_BYTES,
+    on_skip: Callable[[str], None] | None = None,
+    known: Callable[[Path, str], KnownArticle | None] | None = None,
+) -> list[Article | KnownArticle]:
+    """`load_articles`, except that a file `known` recognises (by path and id: an index holds it
+    unchanged) is not read: an update of a large archive reads only the files that changed."""
     files, skipped = find_article_files(paths)
     if not files and not skipped:
         raise ArticleError("no articles found: name .txt, .md or .html files, or folders holding them")
     ids = _article_ids(files)
-    articles = []
+    articles: list[Article | KnownArticle] = []
     for file in files:
+        held = known(file, ids[file]) if known is not None else None
+        if held is not None:
+            articles.append(held)
+            continue
         try:
             articles.append(read_article(file, ids[file], max_bytes))
         except ArticleError as error:

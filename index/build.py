@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.articles import Article, file_signatures
+from index.articles import Article, KnownArticle, file_signatures
 from index.dense import DEFAULT_ANN_THRESHOLD, dense_index, describe_dense_index
 from index.embed import Embedder
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError
@@ -40,6 +40,10 @@ MAX_SEGMENTS = 8
 DEFAULT_SPLIT = SplitSettings()
 
 
+class UnreadArticles(ValueError):
+    """A build was given articles as known (not read) that the index it updates does not hold."""
+
+
 @dataclass(frozen=True)
 class BuildReport:
     articles: int
@@ -50,7 +54,7 @@ class BuildReport:
 
 
 def build_index(
-    articles: Sequence[Article],
+    articles: Sequence[Article | KnownArticle],
     embedder: Embedder,
     index_dir: Path,
     settings: SplitSettings = DEFAULT_SPLIT,
@@ -155,7 +159,7 @@ def build_lock(index_dir: Path, on_wait: Callable[[str], None] | None = None) ->
 
 
 def _build_index(
-    articles: Sequence[Article],
+    articles: Sequence[Article | KnownArticle],
     embedder: Embedder,
     index_dir: Path,
     settings: SplitSettings,
@@ -169,7 +173,13 @@ def _build_index(
     started = time.perf_counter()
     previous = None if rebuild else _previous_manifest(index_dir, embedder, settings, notice)
     live = dict(previous.articles) if previous is not None else {}
-    fresh = [article for article in articles if live.get(article.id) != article.content_hash]
+    # Articles the caller found unchanged on disk come as KnownArticle: never embedded again.
+    unread = [a.id for a in articles if isinstance(a, KnownArticle) and live.get(a.id) != a.content_hash]
+    if unread:
+        raise UnreadArticles(
+            f"{len(unread)} articles were not read but the index does not hold them ({unread[0]}, …)"
+        )
+    fresh = [a for a in articles if isinstance(a, Article) and live.get(a.id) != a.content_hash]
     kept = {article.id for article in articles} - {article.id for article in fresh}
     # Removed and changed articles are masked where they stand; a segment left empty goes.
     records = [record.masking(set(live) - kept) for record in (previous.segments if previous else ())]

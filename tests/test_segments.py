@@ -227,3 +227,34 @@ def test_a_start_over_unchanged_files_reads_none_of_them(
     changed = STORIES["storm"].replace("three", "seven")
     assert len(read) == 3 and embedder.encoded and all(text in changed for text in embedder.encoded)
     assert any("seven shelters" in p.text for p in index.passages)
+
+
+def test_an_update_reads_only_the_files_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`articlebot add` of one story to an archive used to read and hash every article file."""
+    from bot.config import Config
+    from bot.engine import AnswerEngine
+    from index import articles as article_files
+
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    config = Config(articles=(folder,), index_dir=index_dir)
+    AnswerEngine(config, embedder=embedder, query_encoder=embedder, status=lambda m: None).build()
+    read: list[str] = []
+    real_read = article_files.read_article
+
+    def counting_read(file: Path, *args: object) -> object:
+        read.append(file.name)
+        return real_read(file, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(article_files, "read_article", counting_read)
+    write(folder, {"town-1": EXTRA["town-1"]})
+    engine = AnswerEngine(config, embedder=embedder, query_encoder=embedder, status=lambda m: None)
+    report = engine.build()
+    assert read == ["town-1.txt"]
+    assert (report.articles, report.embedded_articles) == (4, 1)
+    assert set(engine.index.articles) == {*STORIES, "town-1"}
+    # A rebuild reads everything, and loses nothing.
+    read.clear()
+    report = engine.build(rebuild=True)
+    assert sorted(read) == sorted(f"{name}.txt" for name in [*STORIES, "town-1"])
+    assert (report.articles, report.embedded_articles) == (4, 4)
