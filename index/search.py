@@ -185,6 +185,12 @@ class Segment:
             article.id, row - int(self.sentence_start[code]), paragraph, start, end, article.text[start:end]
         )
 
+    def passage_ids(self) -> Iterator[str]:
+        """Every passage's id, in row order, without making the passages."""
+        for code, article in enumerate(self.articles):
+            for number in range(int(self.passage_start[code + 1] - self.passage_start[code])):
+                yield f"{article.id}#{number}"
+
     def article_rows(self, article_id: str, table: str = "passage") -> range:
         """The rows of one article in the passage (or sentence) table."""
         starts = self.passage_start if table == "passage" else self.sentence_start

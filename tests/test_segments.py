@@ -258,3 +258,38 @@ def test_an_update_reads_only_the_files_that_changed(tmp_path: Path, monkeypatch
     report = engine.build(rebuild=True)
     assert sorted(read) == sorted(f"{name}.txt" for name in [*STORIES, "town-1"])
     assert (report.articles, report.embedded_articles) == (4, 4)
+
+
+async def test_button_references_are_worked_out_once_per_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A button press after an article arrived used to hash every passage id of the archive again."""
+    from bot.config import Config, TelegramSettings
+    from bot.engine import AnswerEngine
+    from bot.telegram.keyboards import passage_ref
+    from bot.telegram.limits import RequestLimiter
+    from bot.telegram.services import BotServices
+    from index.search import Segment
+
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    config = Config(articles=(folder,), index_dir=index_dir)
+    engine = AnswerEngine(config, embedder=embedder, query_encoder=embedder, status=lambda m: None)
+    engine.ensure_index()
+    hashed: list[str] = []
+    real_ids = Segment.passage_ids
+
+    def counting_ids(self: Segment) -> object:
+        hashed.append(self.name)
+        return real_ids(self)
+
+    monkeypatch.setattr(Segment, "passage_ids", counting_ids)
+    services = BotServices(engine, TelegramSettings(), RequestLimiter(20))
+    assert await services.resolve(passage_ref("storm#0")) == "storm#0"
+    write(folder, {"town-1": EXTRA["town-1"]})
+    build_index(load_articles([folder]), HashEmbedder(), index_dir)  # another process adds one
+    assert await services.resolve(passage_ref("town-1#0")) == "town-1#0"
+    assert await services.resolve(passage_ref("budget#0")) == "budget#0"
+    assert await services.resolve(passage_ref("gone#0")) is None
+    old, new = (segment.name for segment in engine.index.segments)
+    assert hashed == [old, new]  # the old segment's ids were hashed once, not again after the reload

@@ -326,7 +326,7 @@ async def button(update: Update, context: Context) -> None:
         index = service.engine.index
         notice = "That passage is no longer in the index; please ask again."
         if isinstance(request, ContextRequest):
-            passage_id = service.resolve(request.passage_ref)
+            passage_id = await service.resolve(request.passage_ref)
             text = context_html(index, passage_id, request.sentence_offset) if passage_id else None
             if text is None:
                 await query.answer(notice, show_alert=True)
@@ -335,7 +335,7 @@ async def button(update: Update, context: Context) -> None:
             markup = query.message.reply_markup if isinstance(query.message, Message) else None
             await _show(update, context, text, without_button(markup, MORE_CONTEXT), edit=True)
         elif isinstance(request, OtherPassagesRequest):
-            ids = [pid for pid in (service.resolve(ref) for ref in request.passage_refs) if pid]
+            ids = [pid for pid in [await service.resolve(ref) for ref in request.passage_refs] if pid]
             text = passages_html(index, ids)
             if text is None:
                 await query.answer(notice, show_alert=True)

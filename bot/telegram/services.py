@@ -32,15 +32,31 @@ class BotServices:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="articlebot-answer")
     )
 
-    _refs: tuple[object, PassageRefs] | None = None
+    # Each segment's references, worked out once per segment: segments never change, so a
+    # reload (an article added) hashes only the new segment's passages, not the archive's.
+    _refs: dict[str, PassageRefs] = field(default_factory=dict)
 
-    def resolve(self, ref: str) -> str | None:
+    async def resolve(self, ref: str) -> str | None:
         """The passage id a button's reference names, in the index as it is now (articles may
-        have been added since the bot started)."""
+        have been added since the bot started); None when no live passage has it. Off the event
+        loop: the first press after a start hashes every passage id of the archive."""
+        # Not the answer worker: a burst of button presses must not queue before anyone's question.
+        return await asyncio.to_thread(self._resolve, ref)
+
+    def _resolve(self, ref: str) -> str | None:
         index = self.engine.index
-        if self._refs is None or self._refs[0] is not index:
-            self._refs = (index, PassageRefs(passage.id for passage in index.passages))
-        return self._refs[1].resolve(ref)
+        names = {segment.name for segment in index.segments}
+        for name in set(self._refs) - names:
+            del self._refs[name]  # merged away
+        for segment in index.segments:
+            refs = self._refs.get(segment.name)
+            if refs is None:
+                refs = self._refs[segment.name] = PassageRefs(segment.passage_ids())
+            passage_id = refs.resolve(ref)
+            # The same id may stand masked in an older segment and live in a newer one.
+            if passage_id is not None and index.passage(passage_id) is not None:
+                return passage_id
+        return None
 
     async def ask(self, question: str, top_k: int | None = None) -> Answer:
         """`AnswerEngine.ask` off the event loop."""
