@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from fake_bot_api import FakeBotApi
 from news_site import NewsSite
 
-from bot.config import BUNDLED_ARTICLES, Config
+from bot.config import BUNDLED_ARTICLES, Config, IngestSettings
 from bot.engine import AnswerEngine
 from index.embed import SentenceTransformerEmbedder
 
@@ -71,3 +72,24 @@ def news_site() -> Iterator[NewsSite]:
     """A news site on 127.0.0.1 for this test, stopped after it (tests/news_site.py shows how)."""
     with NewsSite() as site:
         yield site
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBotApi]:
+    """The fake Bot API on 127.0.0.1 (tests/fake_bot_api.py), for the real Application to talk to."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    async with FakeBotApi() as server:
+        yield server
+
+
+@pytest.fixture
+def news_config(tmp_path: Path) -> Config:
+    """A folder of one article (a bridge opens) to add to, its index, fetching from loopback allowed."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "bridge.txt").write_text(
+        "Title: Bridge opens\nDate: 2024-04-28\n\nThe new bridge over the Ellis opened on Sunday. "
+        "It was designed by the engineer Mara Quint.",
+        encoding="utf-8",
+    )
+    return Config(articles=(folder,), index_dir=tmp_path / "index", ingest=IngestSettings(allow_private=True))

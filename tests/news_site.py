@@ -240,3 +240,45 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client stopped reading and closed the connection
             pass
         self.close_connection = True
+
+
+# Two short stories and a feed of both, for the tests of adding articles (`serve_stories`).
+STORM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Storm closes harbour | Coast Courier</title>
+<meta property="og:site_name" content="Coast Courier">
+<meta property="article:published_time" content="2024-05-02T08:00:00Z">
+<link rel="canonical" href="{base}/news/storm"></head>
+<body><nav><a href="/">Home</a> <a href="/sport">Sport</a></nav>
+<article><h1>Storm closes harbour</h1>
+<p>A storm closed the harbour of Port Ellis on Monday, and the ferry to Marrow Island was cancelled.</p>
+<p>Harbour master Dalia Fenwick said the ferry would sail again on Thursday if the wind dropped.</p>
+<p>Three fishing boats were damaged at their moorings, the coastguard said.</p>
+</article><footer>Copyright Coast Courier</footer></body></html>
+"""
+
+MARKET = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Market reopens</title>
+<meta property="article:published_time" content="2024-05-03"></head>
+<body><article><h1>Market reopens after fire</h1>
+<p>The covered market of Port Ellis reopened on Friday, six months after a fire destroyed its roof.</p>
+<p>The new roof was built by the carpenter Joss Amberley and cost two million crowns.</p>
+</article></body></html>
+"""
+
+FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Coast Courier</title><link>{base}/</link>
+<description>News</description>
+<item><title>Market reopens after fire</title><link>{base}/news/market</link>
+<pubDate>Fri, 03 May 2024 09:00:00 GMT</pubDate></item>
+<item><title>Storm closes harbour</title><link>{base}/news/storm</link>
+<pubDate>Thu, 02 May 2024 08:00:00 GMT</pubDate></item>
+</channel></rss>
+"""
+
+
+def serve_stories(site: NewsSite) -> NewsSite:
+    """`site` serving /news/storm, /news/market and /feed.xml (RSS, with an ETag)."""
+    site.route("/news/storm", STORM)
+    site.route("/news/market", MARKET)
+    site.route("/feed.xml", FEED, headers={"Content-Type": "application/rss+xml", "ETag": '"v1"'})
+    return site

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fake_bot_api import FakeBotApi
+from fake_bot_api import Call, FakeBotApi
 from telegram.ext import Application, BaseRateLimiter
 
 from bot.config import TelegramSettings
@@ -53,3 +53,16 @@ async def settle(fake: FakeBotApi, application: Application) -> None:
     """Until every injected update has been fetched and fully handled."""
     await fake.wait_delivered()
     await application.update_queue.join()
+
+
+def replies_to(message: dict[str, Any]) -> Any:
+    """A `wait_for` filter: messages sent in reply to `message`."""
+
+    def match(call: Call) -> bool:
+        reply = call.params.get("reply_parameters") or {}
+        return (
+            call.params["chat_id"] == message["chat"]["id"]
+            and reply.get("message_id") == message["message_id"]
+        )
+
+    return match

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from news_site import FEED, MARKET, STORM, NewsSite, serve_stories
 
-from bot.config import Config, IngestSettings
+from bot.config import Config
 from bot.engine import AnswerEngine
 from index.articles import load_articles
 from index.embed import SentenceTransformerEmbedder
@@ -24,46 +25,11 @@ from index.manifest import MANIFEST, Manifest
 
 ARTICLEBOT = Path(sys.executable).parent / "articlebot"
 
-STORM = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Storm closes harbour | Coast Courier</title>
-<meta property="og:site_name" content="Coast Courier">
-<meta property="article:published_time" content="2024-05-02T08:00:00Z">
-<link rel="canonical" href="{base}/news/storm"></head>
-<body><nav><a href="/">Home</a> <a href="/sport">Sport</a></nav>
-<article><h1>Storm closes harbour</h1>
-<p>A storm closed the harbour of Port Ellis on Monday, and the ferry to Marrow Island was cancelled.</p>
-<p>Harbour master Dalia Fenwick said the ferry would sail again on Thursday if the wind dropped.</p>
-<p>Three fishing boats were damaged at their moorings, the coastguard said.</p>
-</article><footer>Copyright Coast Courier</footer></body></html>
-"""
-
-MARKET = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Market reopens</title>
-<meta property="article:published_time" content="2024-05-03"></head>
-<body><article><h1>Market reopens after fire</h1>
-<p>The covered market of Port Ellis reopened on Friday, six months after a fire destroyed its roof.</p>
-<p>The new roof was built by the carpenter Joss Amberley and cost two million crowns.</p>
-</article></body></html>
-"""
-
-FEED = """<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0"><channel><title>Coast Courier</title><link>{base}/</link>
-<description>News</description>
-<item><title>Market reopens after fire</title><link>{base}/news/market</link>
-<pubDate>Fri, 03 May 2024 09:00:00 GMT</pubDate></item>
-<item><title>Storm closes harbour</title><link>{base}/news/storm</link>
-<pubDate>Thu, 02 May 2024 08:00:00 GMT</pubDate></item>
-</channel></rss>
-"""
-
 
 @pytest.fixture
-def site(news_site):  # type: ignore[no-untyped-def]
-    """The local news site with two stories and a feed of both."""
-    news_site.route("/news/storm", STORM)
-    news_site.route("/news/market", MARKET)
-    news_site.route("/feed.xml", FEED, headers={"Content-Type": "application/rss+xml", "ETag": '"v1"'})
-    return news_site
+def site(news_site: NewsSite) -> NewsSite:
+    """The local news site serving the two stories and their feed (tests/news_site.py)."""
+    return serve_stories(news_site)
 
 
 def folder_state(folder: Path) -> dict[str, bytes]:
@@ -218,18 +184,6 @@ def test_an_html_or_text_file_is_added_like_a_page(tmp_path: Path) -> None:
 
 
 # Through the engine and the command line --------------------------------------------------------
-
-
-@pytest.fixture
-def news_config(tmp_path: Path) -> Config:
-    folder = tmp_path / "news"
-    folder.mkdir()
-    (folder / "bridge.txt").write_text(
-        "Title: Bridge opens\nDate: 2024-04-28\n\nThe new bridge over the Ellis opened on Sunday. "
-        "It was designed by the engineer Mara Quint.",
-        encoding="utf-8",
-    )
-    return Config(articles=(folder,), index_dir=tmp_path / "index", ingest=IngestSettings(allow_private=True))
 
 
 @pytest.mark.slow

@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_bot_api import Call, FakeBotApi, parse_telegram_html
-from telegram_harness import running_bot
-from test_ingest import FEED, MARKET, STORM
+from fake_bot_api import FakeBotApi, parse_telegram_html
+from news_site import MARKET, NewsSite, serve_stories
+from telegram_harness import replies_to, running_bot
 
-from bot.config import Config, IngestSettings
+from bot.config import Config
 from bot.engine import AnswerEngine
 from index.embed import SentenceTransformerEmbedder
 
@@ -30,46 +28,15 @@ ADD_TIMEOUT = 120
 
 
 @pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBotApi]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    async with FakeBotApi() as server:
-        yield server
+def site(news_site: NewsSite) -> NewsSite:
+    return serve_stories(news_site)
 
 
 @pytest.fixture
-def site(news_site):  # type: ignore[no-untyped-def]
-    news_site.route("/news/storm", STORM)
-    news_site.route("/news/market", MARKET)
-    news_site.route("/feed.xml", FEED, headers={"Content-Type": "application/rss+xml"})
-    return news_site
-
-
-@pytest.fixture
-def news_engine(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> AnswerEngine:
-    folder = tmp_path / "news"
-    folder.mkdir()
-    (folder / "bridge.txt").write_text(
-        "Title: Bridge opens\nDate: 2024-04-28\n\nThe new bridge over the Ellis opened on Sunday. "
-        "It was designed by the engineer Mara Quint.",
-        encoding="utf-8",
-    )
-    config = Config(
-        articles=(folder,), index_dir=tmp_path / "index", ingest=IngestSettings(allow_private=True)
-    )
-    engine = AnswerEngine(config, embedder=embedder, status=lambda message: None)
+def news_engine(news_config: Config, embedder: SentenceTransformerEmbedder) -> AnswerEngine:
+    engine = AnswerEngine(news_config, embedder=embedder, status=lambda message: None)
     engine.ensure_index()
     return engine
-
-
-def replies_to(message: dict[str, Any]) -> Any:
-    def match(call: Call) -> bool:
-        reply = call.params.get("reply_parameters") or {}
-        return (
-            call.params["chat_id"] == message["chat"]["id"]
-            and reply.get("message_id") == message["message_id"]
-        )
-
-    return match
 
 
 async def reply_text(fake: FakeBotApi, message: dict[str, Any], timeout: float = 10) -> str:

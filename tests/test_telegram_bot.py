@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fake_bot_api import Call, FakeBotApi, parse_telegram_html
-from telegram_harness import running_bot, settle
+from telegram_harness import replies_to, running_bot, settle
 
 from bot.config import Config, TelegramSettings
 from bot.engine import AnswerEngine
@@ -30,26 +30,6 @@ from index.embed import SentenceTransformerEmbedder
 pytestmark = pytest.mark.slow  # the real model (loaded once per session)
 
 QUESTION = "who was fired?"
-
-
-@pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBotApi]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    async with FakeBotApi() as server:
-        yield server
-
-
-def replies_to(message: dict[str, Any]) -> Any:
-    """A `wait_for` filter: messages sent in reply to `message`."""
-
-    def match(call: Call) -> bool:
-        reply = call.params.get("reply_parameters") or {}
-        return (
-            call.params["chat_id"] == message["chat"]["id"]
-            and reply.get("message_id") == message["message_id"]
-        )
-
-    return match
 
 
 def buttons(call: Call) -> dict[str, str]:
