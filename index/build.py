@@ -184,11 +184,7 @@ def _build_index(
     # Removed and changed articles are masked where they stand; a segment left empty goes.
     records = [record.masking(set(live) - kept) for record in (previous.segments if previous else ())]
     records = [record for record in records if record.live]
-    files = {
-        name: record
-        for name, record in (previous.files.items() if previous else ())
-        if name.split("/", 1)[0] in {r.name for r in records}
-    }
+    files = dict(previous.files) if previous is not None else {}
     written: list[Segment] = []
     if fresh:
         parts = _split_and_embed(fresh, embedder, settings, progress, on_article)
@@ -199,31 +195,28 @@ def _build_index(
     loaded = {segment.name: segment for segment in [*(reuse.segments if reuse else ()), *written]}
     records, merged = _merge_small(records, loaded, index_dir, embedder.dimension, ann_threshold)
     for segment in merged:
-        files = {
-            name: record
-            for name, record in files.items()
-            if name.split("/", 1)[0] in {r.name for r in records}
-        }
         files.update(write_segment(segment, index_dir))
         loaded[segment.name] = segment
-    passages = sum(r.passages for r in records)  # masked ones included; the index counts live ones
-    largest = max(records, key=lambda record: record.passages, default=None)
+    named = {record.name for record in records}
+    segments = [loaded.get(r.name) or read_segment(index_dir, r, embedder.dimension) for r in records]
+    largest = max(segments, key=lambda segment: segment.passage_count, default=None)
     manifest = Manifest(
         model=embedder.model_name,
         dimension=embedder.dimension,
         articles={article.id: article.content_hash for article in articles},
         split=settings,
-        passage_count=passages,
+        passage_count=sum(r.passages for r in records),  # masked ones included
         sentence_count=sum(r.sentences for r in records),
-        dense_index=_describe(loaded, largest, index_dir, embedder.dimension),
+        dense_index=describe_dense_index(largest.faiss_index) if largest is not None else "flat",
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         versions=_library_versions(),
         segments=tuple(records),
-        files=files,
+        files={name: record for name, record in files.items() if name.split("/", 1)[0] in named},
         sources=file_signatures(article.path for article in articles),
     )
     save_manifest(manifest, index_dir)
-    index = _index_of(manifest, loaded, index_dir, embedder.dimension)
+    deleted = {record.name: record.deleted for record in records if record.deleted}
+    index = PassageIndex.of_segments(segments, deleted, manifest)
     removed = len(set(live) - {article.id for article in articles})
     report = BuildReport(
         len(articles), len(index.passages), len(fresh), removed, time.perf_counter() - started
@@ -322,26 +315,6 @@ def _parts_of(index: PassageIndex) -> list[_ArticlePart]:
         )
         for article_id in index.articles
     ]
-
-
-def _index_of(
-    manifest: Manifest, loaded: dict[str, Segment], index_dir: Path, dimension: int
-) -> PassageIndex:
-    segments = [
-        loaded.get(record.name) or read_segment(index_dir, record, dimension) for record in manifest.segments
-    ]
-    deleted = {record.name: record.deleted for record in manifest.segments if record.deleted}
-    return PassageIndex.of_segments(segments, deleted, manifest)
-
-
-def _describe(
-    loaded: dict[str, Segment], largest: SegmentRecord | None, index_dir: Path, dimension: int
-) -> str:
-    """The dense index of the largest segment: 'flat', or its IVF factory string."""
-    if largest is None:
-        return "flat"
-    segment = loaded.get(largest.name)
-    return describe_dense_index(segment.faiss_index) if segment is not None else "flat"
 
 
 def _stack(blocks: Sequence[np.ndarray], dimension: int) -> np.ndarray:

@@ -293,3 +293,14 @@ async def test_button_references_are_worked_out_once_per_segment(
     assert await services.resolve(passage_ref("gone#0")) is None
     old, new = (segment.name for segment in engine.index.segments)
     assert hashed == [old, new]  # the old segment's ids were hashed once, not again after the reload
+
+
+def test_the_manifest_names_the_largest_segments_dense_index_after_an_update(tmp_path: Path) -> None:
+    """An update by a process that had not loaded the index used to record an IVF index as 'flat'."""
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    build_index(load_articles([folder]), embedder, index_dir, ann_threshold=1)
+    assert Manifest.read(index_dir).dense_index.startswith("IVF")
+    write(folder, {"town-1": EXTRA["town-1"]})
+    build_index(load_articles([folder]), embedder, index_dir)  # a new, small, exact segment
+    assert Manifest.read(index_dir).dense_index.startswith("IVF")
