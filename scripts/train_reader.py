@@ -11,6 +11,10 @@ so the reader trains on what it will read. Examples, from the training set only:
                that do not contain the answer text (what the retriever puts next to the right one);
   altered "no" the question with a name or number swapped for another from the same article that its
                own passage does not contain (SQuAD 2.0's commonest unanswerable kind), with its passage;
+  antonym "no" the question with a word turned into its opposite ("first" -> "last", "largest" ->
+               "smallest") that its passage does not hold, with its passage (SQuAD 2.0's second kind);
+  negated "no" the question with "not" after its verb ("What did X build" -> "What did X not build"),
+               with its passage when the passage holds no negation;
   far "no"     the question with a random passage of another article.
 Questions are lightly garbled in a share of examples (a dropped or swapped letter, doubled "?") so
 that a typo does not turn a clear question into "not in the article".
@@ -20,6 +24,9 @@ installed base model, which keeps the weights file under 25 MB in fp16.
 
     python scripts/train_reader.py --data-dir ../shared/data/squad                 # ~90 min on 2 CPU cores
     python scripts/train_reader.py --data-dir ../shared/data/squad --device cuda   # the same run on a GPU
+
+--init-from CHECKPOINT starts from an earlier run's weights (a second pass: with --exclude EXAMPLES,
+the questions that run saw are drawn last, so the second pass reads new questions first).
 
 --data-dir (or $ARTICLEBOT_SQUAD_DIR) is the folder holding train-v1.1.json, dev-v1.1.json and
 dev-v2.0.json.
@@ -58,9 +65,7 @@ DATA_FILES = ("train-v1.1.json", "dev-v1.1.json", "dev-v2.0.json")
 OUTPUT = ROOT / "bot" / "models" / "reader"
 
 # Share of each kind of example; the rest are answers.
-HARD_SHARE = 0.25
-ALTERED_SHARE = 0.17
-FAR_SHARE = 0.06
+SHARES = {"hard": 0.20, "altered": 0.16, "antonym": 0.06, "negated": 0.04, "far": 0.05}
 GARBLE_SHARE = 0.15
 
 _NAME = re.compile(r"(?<![\w'’])(?:[A-Z][\w'’.-]*)(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
@@ -70,6 +75,31 @@ _QUESTION_OPENERS = {
     "a", "an", "by", "for", "from", "during", "after", "before", "to", "of", "is", "was", "are", "were",
     "did", "do", "does", "according", "along", "with", "about", "as", "if", "under", "besides",
 }  # fmt: skip
+
+
+_OPPOSITES = dict(
+    pair
+    for a, b in (
+        ("first", "last"), ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"),
+        ("most", "least"), ("before", "after"), ("earliest", "latest"), ("oldest", "youngest"),
+        ("older", "younger"), ("longest", "shortest"), ("longer", "shorter"), ("best", "worst"),
+        ("more", "less"), ("increase", "decrease"), ("increased", "decreased"), ("rise", "fall"),
+        ("won", "lost"), ("win", "lose"), ("north", "south"), ("east", "west"), ("northern", "southern"),
+        ("eastern", "western"), ("maximum", "minimum"), ("above", "below"), ("inside", "outside"),
+        ("major", "minor"), ("public", "private"), ("success", "failure"), ("positive", "negative"),
+        ("higher", "lower"), ("larger", "smaller"), ("bigger", "smaller"), ("greatest", "least"),
+        ("start", "end"), ("began", "ended"), ("open", "closed"), ("opened", "closed"),
+        ("allowed", "banned"), ("supported", "opposed"), ("accepted", "rejected"), ("gained", "lost"),
+        ("entered", "left"), ("arrived", "departed"), ("born", "died"), ("early", "late"),
+        ("common", "rare"), ("popular", "unpopular"), ("legal", "illegal"), ("strong", "weak"),
+        ("fastest", "slowest"), ("cheapest", "most expensive"), ("richest", "poorest"),
+    )
+    for pair in ((a, b), (b, a))
+)  # fmt: skip
+_OPPOSITE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _OPPOSITES), key=len, reverse=True)) + r")\b")
+_COPULA = re.compile(r"^(\w+(?: \w+)?) (?:is|was|are|were) ")
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|without)\b|n't\b", re.IGNORECASE)
+_WH = ("what", "who", "whom", "whose", "when", "where", "which", "why", "how")
 
 
 @dataclass
@@ -105,17 +135,18 @@ def load_articles(path: Path) -> list[tuple[Article, list[Passage], list[dict]]]
 
 
 def build_examples(
-    articles: list[tuple[Article, list[Passage], list[dict]]], count: int, rng: random.Random
+    articles: list[tuple[Article, list[Passage], list[dict]]],
+    count: int,
+    rng: random.Random,
+    seen: frozenset[str] = frozenset(),
 ) -> list[Example]:
+    """`count` examples in the shares above; questions in `seen` (an earlier run's) come last."""
     import bm25s
 
     pool = [(a, i) for a, (_, _, questions) in enumerate(articles) for i in range(len(questions))]
     rng.shuffle(pool)
-    wanted = {
-        "hard": int(count * HARD_SHARE),
-        "altered": int(count * ALTERED_SHARE),
-        "far": int(count * FAR_SHARE),
-    }
+    pool.sort(key=lambda entry: articles[entry[0]][2][entry[1]]["question"] in seen)  # stable: order kept
+    wanted = {kind: int(count * share) for kind, share in SHARES.items()}
     wanted["answer"] = count - sum(wanted.values())
     made = dict.fromkeys(wanted, 0)
     retrievers: dict[int, object] = {}
@@ -151,8 +182,9 @@ def build_examples(
             if not others:
                 continue
             examples.append(Example(question, others[0 if rng.random() < 0.7 else -1].text, None, kind))
-        elif kind == "altered":
-            altered = _alter(qa["question"], article.text, gold.text, rng)
+        elif kind in ("altered", "antonym", "negated"):
+            change = {"altered": _alter, "antonym": _oppose, "negated": _negate}[kind]
+            altered = change(qa["question"], article.text, gold.text, rng)
             if altered is None:
                 continue
             examples.append(Example(altered, gold.text, None, kind))
@@ -203,6 +235,26 @@ def _alter(question: str, article_text: str, passage: str, rng: random.Random) -
             swap = rng.choice(sorted(candidates))
             return question[: spot.start()] + swap + question[spot.end() :]
     return None
+
+
+def _oppose(question: str, article_text: str, passage: str, rng: random.Random) -> str | None:
+    """The question with one word turned into its opposite, which the passage does not hold."""
+    spots = list(_OPPOSITE.finditer(question))
+    rng.shuffle(spots)
+    for spot in spots:
+        opposite = _OPPOSITES[spot.group()]
+        if not re.search(rf"\b{re.escape(opposite)}\b", passage, re.IGNORECASE):
+            return question[: spot.start()] + opposite + question[spot.end() :]
+    return None
+
+
+def _negate(question: str, article_text: str, passage: str, rng: random.Random) -> str | None:
+    """ "Who was the first king?" -> "Who was not the first king?", when the passage negates nothing
+    (only after "is/was/are/were", where "not" needs no parse to sit in the right place)."""
+    match = _COPULA.match(question)
+    if not match or match.group(1).split()[0].lower() not in _WH or _NEGATION.search(passage):
+        return None
+    return question[: match.end()] + "not " + question[match.end() :]
 
 
 def _garble(question: str, rng: random.Random) -> str:
@@ -315,7 +367,10 @@ def train(args: argparse.Namespace) -> None:
         started = time.time()
         articles = load_articles(args.data_dir / "train-v1.1.json")
         print(f"split {len(articles)} training articles in {time.time() - started:.0f} s", file=sys.stderr)
-        examples = build_examples(articles, args.examples, rng)
+        seen: frozenset[str] = frozenset()
+        if args.exclude:
+            seen = frozenset(e["question"] for e in json.loads(Path(args.exclude).read_text()))
+        examples = build_examples(articles, args.examples, rng, seen)
         cache.write_text(json.dumps([e.__dict__ for e in examples]))
 
     encoded: list[tuple[PairEncoding, tuple[int, int] | None]] = []
@@ -330,6 +385,9 @@ def train(args: argparse.Namespace) -> None:
     print(f"{len(encoded)} examples encoded, {skipped} answers cut or too long skipped", file=sys.stderr)
 
     model = make_model(args.device)
+    if args.init_from:
+        model.load_state_dict(torch.load(args.init_from, map_location=args.device)["model"])
+        print(f"starting from {args.init_from}", file=sys.stderr)
     plan = batches(encoded, args.batch_size, random.Random(args.seed + 1))
     steps = len(plan)
     trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -405,6 +463,7 @@ def export(model, output: Path, args: argparse.Namespace) -> None:  # type: igno
         "shared_from_base": [WORD_EMBEDDINGS],
         "examples": args.examples,
         "seed": args.seed,
+        "init_from": args.init_from and Path(args.init_from).name,
         "max_answer_tokens": MAX_ANSWER_TOKENS,
         "sha256": digest,
     }
@@ -492,6 +551,8 @@ def main() -> None:
     parser.add_argument("--save-every", type=int, default=200, help="batches between checkpoints")
     parser.add_argument("--dev-questions", type=int, default=600)
     parser.add_argument("--work-dir", default=str(ROOT / ".reader-train"))
+    parser.add_argument("--init-from", metavar="CHECKPOINT", help="an earlier run's checkpoint.pt")
+    parser.add_argument("--exclude", metavar="EXAMPLES", help="examples-*.json of an earlier run")
     parser.add_argument("--output", default=str(OUTPUT))
     args = parser.parse_args()
     if problem := data_dir_problem(args.data_dir):
