@@ -137,3 +137,20 @@ def test_property_offsets_are_exact_and_no_sentence_is_cut(text: str, size: int,
         group_passages(article, sentences, SplitSettings(max_sentences=size, max_words=words, stride=stride))
         == passages
     )
+
+
+_ODD = ["He said... then left. Fine.", "1. First. 2. Second item.", "Go!! Now?! (Yes.) OK", "a  b.\n\n c. "]
+
+
+@settings(max_examples=80, deadline=None)
+@given(_text | st.sampled_from(_ODD))
+def test_sentences_stand_where_pysbd_itself_places_them(text: str) -> None:
+    """Splitting places pysbd's sentences with str.find rather than pysbd's char_span, which
+    compiles a regular expression per sentence (the slow part): the spans must be pysbd's own."""
+    import pysbd
+
+    from index.split import _pysbd_spans
+
+    own = pysbd.Segmenter(language="en", clean=False, char_span=True).segment(text)
+    placed = [(start, sentence.strip()) for start, sentence in _pysbd_spans(text)]
+    assert placed == [(span.start, span.sent.strip()) for span in own]  # theirs hold trailing space
