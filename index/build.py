@@ -264,7 +264,7 @@ def _segment(
 def _record_of(segment: Segment) -> SegmentRecord:
     return SegmentRecord(
         segment.name,
-        tuple(article.id for article in segment.articles),
+        tuple(segment.ids),
         segment.passage_count,
         segment.sentence_count,
     )

@@ -19,7 +19,8 @@ from index.errors import IndexCorruptError, IndexMismatchError
 from index.split import SplitSettings
 
 # 2: the index is segments (one per build that embedded something), articles masked in place.
-FORMAT_VERSION = 2
+# 3: article texts in one memory-mapped file per segment, metadata read line by line when asked for.
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 REBUILD = "rebuild with 'articlebot index --rebuild'"
 

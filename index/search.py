@@ -101,21 +101,23 @@ class Segment:
         lexical: LexicalIndex,
         faiss_index: Any = None,  # exact search over passage_vectors when not given
         words: Counter[str] | None = None,  # counted from the articles when not given
+        ids: Sequence[str] | None = None,  # the articles' ids, when `articles` reads them lazily
     ) -> None:
         self.name = name
         self._words = words
-        self.articles = list(articles)
+        self.articles = articles
+        self.ids = list(ids) if ids is not None else [article.id for article in articles]
         self.passage_table = passage_table.reshape(-1, len(PASSAGE_COLUMNS))
         self.sentence_table = sentence_table.reshape(-1, len(SENTENCE_COLUMNS))
         self.sentence_vectors = sentence_vectors
         self.passage_vectors = passage_vectors
         self.lexical = lexical
         self.faiss_index = faiss_index if faiss_index is not None else flat_index(passage_vectors)
-        codes = range(len(self.articles) + 1)
+        codes = range(len(self.ids) + 1)
         # First row of each article (and one past the last), in each table.
         self.passage_start = np.searchsorted(self.passage_table[:, 0], codes)
         self.sentence_start = np.searchsorted(self.sentence_table[:, 0], codes)
-        self.code = {article.id: code for code, article in enumerate(self.articles)}
+        self.code = {article_id: code for code, article_id in enumerate(self.ids)}
 
     @classmethod
     def of_rows(
@@ -187,9 +189,9 @@ class Segment:
 
     def passage_ids(self) -> Iterator[str]:
         """Every passage's id, in row order, without making the passages."""
-        for code, article in enumerate(self.articles):
+        for code, article_id in enumerate(self.ids):
             for number in range(int(self.passage_start[code + 1] - self.passage_start[code])):
-                yield f"{article.id}#{number}"
+                yield f"{article_id}#{number}"
 
     def article_rows(self, article_id: str, table: str = "passage") -> range:
         """The rows of one article in the passage (or sentence) table."""
@@ -309,6 +311,23 @@ class _Objects(Sequence[_Row]):
     __hash__ = None  # type: ignore[assignment]
 
 
+class _LiveArticles(Mapping[str, Article]):
+    """The live articles by id, each read from its segment when asked for."""
+
+    def __init__(self, holder: Mapping[str, _Part]) -> None:
+        self._holder = holder
+
+    def __getitem__(self, article_id: str) -> Article:
+        segment = self._holder[article_id].segment
+        return segment.articles[segment.code[article_id]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._holder)
+
+    def __len__(self) -> int:
+        return len(self._holder)
+
+
 class PassageIndex:
     """The corpus and its search: live articles, passages and sentences of one or more segments.
 
@@ -360,13 +379,10 @@ class PassageIndex:
         # Each live article: the part that holds it.
         self._holder: dict[str, _Part] = {}
         for part in self._parts:
-            for article in part.segment.articles:
-                if article.id not in part.deleted:
-                    self._holder[article.id] = part
-        self.articles = {
-            article_id: part.segment.articles[part.segment.code[article_id]]
-            for article_id, part in self._holder.items()
-        }
+            for article_id in part.segment.ids:
+                if article_id not in part.deleted:
+                    self._holder[article_id] = part
+        self.articles: Mapping[str, Article] = _LiveArticles(self._holder)
         self.passages: Sequence[Passage] = _Objects(self._parts, "passage")
         self.sentences: Sequence[Sentence] = _Objects(self._parts, "sentence")
         dimension = self.segments[0].passage_vectors.shape[1] if self.segments else 0

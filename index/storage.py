@@ -5,7 +5,10 @@ Layout of an index folder:
     manifest.json          what was built, how, from which articles, and the segments that hold
                            them (with the articles masked in each); written last, atomically
     seg-<stamp>/           one segment, never changed once written
-        articles.jsonl     article metadata and body text (offsets refer to it)
+        articles.jsonl     article metadata, a JSON line each
+        texts.bin          the articles' body texts, UTF-8, one after another (offsets refer to them)
+        articles.npy       one row an article: where its line and its text stand in those two files
+        ids.json           the article ids, in order
         passages.npy       one row a passage: article number, paragraph, sentence range, span
         sentences.npy      one row a sentence: article number, paragraph, span
         words.json         how often each word occurs (what typos in questions are mended against)
@@ -29,14 +32,15 @@ import errno
 import hashlib
 import json
 import logging
+import mmap
 import os
 import re
 import shutil
 import time
-from collections import Counter
-from collections.abc import Collection, Iterator
+from collections import Counter, OrderedDict
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import overload
 
 import numpy as np
 
@@ -73,7 +77,7 @@ def write_segment(segment: Segment, index_dir: Path) -> dict[str, FileRecord]:
     folder = index_dir / segment.name
     folder.mkdir(parents=True)
     try:
-        _write_jsonl(folder / "articles.jsonl", (_article_record(a) for a in segment.articles))
+        _write_articles(folder, segment.articles)
         np.save(folder / "passages.npy", segment.passage_table.astype(np.int32))
         np.save(folder / "sentences.npy", segment.sentence_table.astype(np.int32))
         (folder / "words.json").write_text(json.dumps(segment.words, ensure_ascii=False), encoding="utf-8")
@@ -169,7 +173,7 @@ def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segm
     folder = index_dir / record.name
     hint = "rebuild with 'articlebot index --rebuild'"
     try:
-        articles = [_article_from_record(r) for r in _read_jsonl(folder / "articles.jsonl")]
+        articles = StoredArticles(folder)
         # Spans of the article texts, as integers: no object per passage or sentence is made here.
         passage_table = np.load(folder / "passages.npy")
         sentence_table = np.load(folder / "sentences.npy")
@@ -179,7 +183,9 @@ def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segm
         # passages (1.5 GB of float32) cost resident memory only for the pages they use.
         passage_vectors = np.load(folder / "passage_vectors.npy", mmap_mode="r")
         sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
-        faiss_index = faiss.read_index(str(folder / "passages.faiss"))
+        # Mapped too: an IVF index's codes (a byte per dimension, 384 MB at a million passages)
+        # stay in the page cache, shared and reclaimable, instead of the process's own memory.
+        faiss_index = faiss.read_index(str(folder / "passages.faiss"), faiss.IO_FLAG_MMAP_IFC)
         set_search_depth(faiss_index)
         lexical = LexicalIndex.load(folder / "lexical")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
@@ -208,6 +214,7 @@ def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segm
         lexical,
         faiss_index,
         words,
+        ids=articles.ids,
     )
 
 
@@ -249,26 +256,78 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0][:120]}" if text else type(error).__name__
 
 
-def _article_record(article: Article) -> dict[str, Any]:
-    return {**dataclasses.asdict(article), "content_hash": article.content_hash}
+class StoredArticles(Sequence[Article]):
+    """A segment's articles, each read from its files when asked for: its metadata from one JSON
+    line, its body from a memory-mapped file of texts. Loading an archive keeps neither in memory
+    (a million passages carry some 300 MB of text); the few articles a question touches are
+    decoded, and the last of them kept."""
+
+    KEPT = 64
+
+    def __init__(self, folder: Path) -> None:
+        self._table = np.load(folder / "articles.npy")
+        self.ids: list[str] = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+        self._lines = _mapped(folder / "articles.jsonl")
+        self._texts = _mapped(folder / "texts.bin")
+        self._kept: OrderedDict[int, Article] = OrderedDict()
+        if self._table.shape != (len(self.ids), 4):
+            raise ValueError(f"{folder.name}: articles.npy and ids.json disagree")
+        if len(self.ids) and (
+            self._table[:, 1].max() > len(self._lines) or self._table[:, 3].max() > len(self._texts)
+        ):
+            raise ValueError(f"{folder.name}: articles.npy points past its files")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, code: int) -> Article: ...
+
+    @overload
+    def __getitem__(self, code: slice) -> list[Article]: ...
+
+    def __getitem__(self, code: int | slice) -> Article | list[Article]:
+        if isinstance(code, slice):
+            return [self[number] for number in range(*code.indices(len(self)))]
+        article = self._kept.get(code)
+        if article is None:
+            line_start, line_end, text_start, text_end = (int(v) for v in self._table[code])
+            record = json.loads(bytes(self._lines[line_start:line_end]))
+            record.pop("content_hash", None)
+            text = bytes(self._texts[text_start:text_end]).decode("utf-8")
+            article = Article(**record, text=text)
+            self._kept[code] = article
+            if len(self._kept) > self.KEPT:
+                self._kept.popitem(last=False)
+        else:
+            self._kept.move_to_end(code)
+        return article
 
 
-def _article_from_record(record: dict[str, Any]) -> Article:
-    record = dict(record)
-    record.pop("content_hash", None)
-    return Article(**record)
+def _mapped(path: Path) -> mmap.mmap | bytes:
+    with path.open("rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return b""  # an empty file cannot be mapped
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def _write_jsonl(path: Path, records: Iterator[dict[str, Any]] | Any) -> None:
-    with path.open("w", encoding="utf-8") as file:
-        for record in records:
-            file.write(json.dumps(record, ensure_ascii=False))
-            file.write("\n")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as file:
-        return [json.loads(line) for line in file if line.strip()]
+def _write_articles(folder: Path, articles: Sequence[Article]) -> None:
+    """articles.jsonl, texts.bin, articles.npy and ids.json: see StoredArticles."""
+    table = np.zeros((len(articles), 4), dtype=np.int64)
+    line_at = text_at = 0
+    with (folder / "articles.jsonl").open("wb") as lines, (folder / "texts.bin").open("wb") as texts:
+        for code, article in enumerate(articles):
+            record = {k: v for k, v in dataclasses.asdict(article).items() if k != "text"}
+            line = json.dumps({**record, "content_hash": article.content_hash}, ensure_ascii=False).encode()
+            text = article.text.encode("utf-8")
+            lines.write(line + b"\n")
+            texts.write(text)
+            table[code] = (line_at, line_at + len(line), text_at, text_at + len(text))
+            line_at += len(line) + 1
+            text_at += len(text)
+    np.save(folder / "articles.npy", table)
+    ids = json.dumps([article.id for article in articles], ensure_ascii=False)
+    (folder / "ids.json").write_text(ids, encoding="utf-8")
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -304,3 +304,37 @@ def test_the_manifest_names_the_largest_segments_dense_index_after_an_update(tmp
     write(folder, {"town-1": EXTRA["town-1"]})
     build_index(load_articles([folder]), embedder, index_dir)  # a new, small, exact segment
     assert Manifest.read(index_dir).dense_index.startswith("IVF")
+
+
+def test_a_loaded_index_reads_each_article_from_its_files_as_it_was(tmp_path: Path) -> None:
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    write(folder, {"accents": "Title: Ереван — «Café» 😀\nDate: 2021-03-01\nURL: https://example.org/a\n\n"
+                   "Pashinian spoke in Yerevan. Ünïcödé survives.\n\nA second paragraph — with 🇦🇲 flags."})  # fmt: skip
+    read = {article.id: article for article in load_articles([folder])}
+    build_index(list(read.values()), embedder, index_dir)
+
+    loaded = load_index(index_dir, embedder)
+
+    assert dict(loaded.articles) == read
+    for passage in loaded.passages:
+        assert passage.text == read[passage.article_id].text[passage.start : passage.end]
+
+
+def test_an_article_table_pointing_past_its_texts_is_damage_not_a_wrong_answer(tmp_path: Path) -> None:
+    import numpy as np
+
+    from index.errors import IndexCorruptError
+    from index.storage import read_segment
+
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    build_index(load_articles([folder]), embedder, index_dir)
+    record = Manifest.read(index_dir).segments[0]
+    table_file = index_dir / record.name / "articles.npy"
+    table = np.load(table_file)
+    table[-1, 3] += 1000
+    np.save(table_file, table)
+
+    with pytest.raises(IndexCorruptError, match="damaged"):
+        read_segment(index_dir, record, embedder.dimension)

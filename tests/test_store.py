@@ -234,7 +234,8 @@ def test_a_build_without_a_terminal_reports_long_articles_and_skipped_files_in_p
     ("change", "said"),
     [
         ({"model": "another/model"}, "was built with model 'another/model', not"),
-        ({"format_version": 1}, "was built with format_version 1, not 2"),  # the format before segments
+        ({"format_version": 1}, "was built with format_version 1, not 3"),  # the format before segments
+        ({"format_version": 2}, "was built with format_version 2, not 3"),  # texts in JSON lines
     ],
 )
 def test_an_index_built_another_way_is_refused_by_load_and_built_again_with_one_line(
