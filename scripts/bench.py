@@ -680,32 +680,48 @@ class ArchiveEmbedder:
         return out
 
 
-def bench_real_scale(passages: int, squad_file: Path, work: Path) -> dict[str, float]:
-    """An archive of about `passages` passages (real SQuAD paragraphs as articles) through the
-    path a user takes: `build_index` from files, save, load and answer in a fresh bot process,
-    add and remove an article, search and recall in a loaded index. Returns the JSON figures."""
+def bench_real_scale(
+    passages: int, squad_file: Path, work: Path, paragraphs_per_story: int = 5
+) -> dict[str, float]:
+    """An archive of about `passages` passages through the path a user takes: `build_index` from
+    files, save, load and answer in a fresh bot process, add and remove an article, search and
+    recall in a loaded index. Returns the JSON figures.
+
+    Each story is `paragraphs_per_story` consecutive paragraphs of one SQuAD article (5: some 600
+    words, a news story's length; a million passages are then about 80,000 stories, the
+    "tens of thousands of articles" of a newsroom archive)."""
     import shutil
 
-    from index.articles import load_articles
+    from index.articles import Article, load_articles
     from index.build import build_index
     from index.embed import SentenceTransformerEmbedder
     from index.search import SearchSettings
+    from index.split import split_article
     from index.storage import load_index
 
     data = json.loads(squad_file.read_text(encoding="utf-8"))["data"]
     paragraphs = [p["context"].strip() for article in data for p in article["paragraphs"]]
+    bodies = [
+        "\n\n".join(p["context"].strip() for p in article["paragraphs"][at : at + paragraphs_per_story])
+        for article in data
+        for at in range(0, len(article["paragraphs"]), paragraphs_per_story)
+    ]
     questions = [qa["question"] for a in data for p in a["paragraphs"] for qa in p["qas"]][::40][:200]
     model = SentenceTransformerEmbedder("cpu")
     sentences = [s for text in paragraphs[:300] for s in text.split(". ")][:1024]
     embedder = ArchiveEmbedder(model.encode(sentences), model.count_tokens, model.model_name)
     folder, index_dir = work / "archive", work / "index-archive"
     folder.mkdir()
-    count = max(1, round(passages / 2.34))  # measured: 2.34 passages per paragraph with its title line
+
+    def story(number: int) -> str:
+        return f"Title: Archive story {number}\n\nStory {number}. {bodies[number % len(bodies)]}\n"
+
+    # Passages per story, from the first hundred stories split as the build splits them.
+    sample = [Article(f"s{n}", "", f"Archive story {n}", story(n).split("\n\n", 1)[1]) for n in range(100)]
+    per_story = sum(len(split_article(a)[1]) for a in sample) / len(sample)
+    count = max(1, round(passages / per_story))
     for number in range(count):
-        text = paragraphs[number % len(paragraphs)]
-        (folder / f"story-{number:07d}.txt").write_text(
-            f"Title: Archive story {number}\n\nStory {number}. {text}\n", encoding="utf-8"
-        )
+        (folder / f"story-{number:07d}.txt").write_text(story(number), encoding="utf-8")
     print(f"scale: building {count:,} articles", file=sys.stderr)
     started = time.perf_counter()
     _, report = build_index(load_articles([folder]), embedder, index_dir)
@@ -732,7 +748,8 @@ def bench_real_scale(passages: int, squad_file: Path, work: Path) -> dict[str, f
         "scale",
         f"{size:,} passages: the bot's process loads the index / answers its first question",
         f"{served['load']:.1f} s / {served['answer']:.1f} s from start;"
-        f" RSS {served['rss']:.0f} MB (peak {served['peak']:.0f} MB)"
+        f" RSS {served['rss']:.0f} MB (peak {served['peak']:.0f} MB), of it its own"
+        f" {served['anon']:.0f} MB, the rest mapped index files"
         + (" (it rebuilt the index: not current!)" if served["built"] else ""),
         "≤ 1.5 GB at 1M",
     )
@@ -756,7 +773,7 @@ def bench_real_scale(passages: int, squad_file: Path, work: Path) -> dict[str, f
         engine.build()
         return time.perf_counter() - started
 
-    (folder / "story-new.txt").write_text(f"Title: A new story\n\n{paragraphs[7]}\n", encoding="utf-8")
+    (folder / "story-new.txt").write_text(f"Title: A new story\n\n{bodies[3]}\n", encoding="utf-8")
     embedder.seconds = 0.0
     add_s = update() - embedder.seconds
     (folder / "story-0000000.txt").unlink()
@@ -802,6 +819,7 @@ def bench_real_scale(passages: int, squad_file: Path, work: Path) -> dict[str, f
         "load_s": round(float(served["load"]), 2),
         "ask_cold_s": round(ask_cold_s, 2),
         "rss_mb": round(float(served["rss"])),
+        "anon_mb": round(float(served["anon"])),
         "add_s": round(add_s, 2),
         "remove_s": round(remove_s, 2),
         "p50_ms": round(p50, 2),
@@ -814,6 +832,9 @@ def scale_main(argv: Sequence[str]) -> int:
     """`bench.py scale --passages N`: the table's scale rows and one JSON line."""
     parser = argparse.ArgumentParser(prog="bench.py scale", description=bench_real_scale.__doc__)
     parser.add_argument("--passages", type=int, required=True, metavar="N")
+    parser.add_argument(
+        "--paragraphs-per-story", type=int, default=5, metavar="K", help="story length (default 5)"
+    )
     parser.add_argument("--squad-file", type=Path, default=os.environ.get(SQUAD_ENV) or None, metavar="PATH")
     args = parser.parse_args(argv)
     if problem := squad_file_problem(args.squad_file):
@@ -821,7 +842,7 @@ def scale_main(argv: Sequence[str]) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="articlebot-scale-") as folder:
         os.environ["XDG_CACHE_HOME"] = str(Path(folder) / "cache")
-        figures = bench_real_scale(args.passages, args.squad_file, Path(folder))
+        figures = bench_real_scale(args.passages, args.squad_file, Path(folder), args.paragraphs_per_story)
     print_table("scripts/bench.py scale " + " ".join(argv))
     print(json.dumps(figures))
     return 0

@@ -103,7 +103,9 @@ def serve_archive(articles: str, index_dir: str, question: str) -> dict[str, obj
     status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
     rss = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
     peak = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
-    return {"load": loaded, "answer": answered, "rss": rss, "peak": peak, "built": bool(said)}
+    # The process's own memory; the rest of its RSS is mapped index files in the page cache.
+    anon = next(int(line.split()[1]) / 1024 for line in status if line.startswith("RssAnon"))
+    return {"load": loaded, "answer": answered, "rss": rss, "anon": anon, "peak": peak, "built": bool(said)}
 
 
 CHILDREN: dict[str, Callable[..., dict[str, object] | None]] = {
