@@ -37,8 +37,9 @@ import os
 import re
 import shutil
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Collection, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import overload
 
@@ -269,7 +270,8 @@ class StoredArticles(Sequence[Article]):
         self.ids: list[str] = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
         self._lines = _mapped(folder / "articles.jsonl")
         self._texts = _mapped(folder / "texts.bin")
-        self._kept: OrderedDict[int, Article] = OrderedDict()
+        # lru_cache keeps its bookkeeping safe when several threads answer at once (Telegram).
+        self._article = lru_cache(maxsize=self.KEPT)(self._read)
         if self._table.shape != (len(self.ids), 4):
             raise ValueError(f"{folder.name}: articles.npy and ids.json disagree")
         if len(self.ids) and (
@@ -289,19 +291,15 @@ class StoredArticles(Sequence[Article]):
     def __getitem__(self, code: int | slice) -> Article | list[Article]:
         if isinstance(code, slice):
             return [self[number] for number in range(*code.indices(len(self)))]
-        article = self._kept.get(code)
-        if article is None:
-            line_start, line_end, text_start, text_end = (int(v) for v in self._table[code])
-            record = json.loads(bytes(self._lines[line_start:line_end]))
-            record.pop("content_hash", None)
-            text = bytes(self._texts[text_start:text_end]).decode("utf-8")
-            article = Article(**record, text=text)
-            self._kept[code] = article
-            if len(self._kept) > self.KEPT:
-                self._kept.popitem(last=False)
-        else:
-            self._kept.move_to_end(code)
-        return article
+        if not -len(self) <= code < len(self):
+            raise IndexError(code)
+        return self._article(code % len(self))
+
+    def _read(self, code: int) -> Article:
+        line_start, line_end, text_start, text_end = (int(v) for v in self._table[code])
+        record = json.loads(bytes(self._lines[line_start:line_end]))
+        record.pop("content_hash", None)
+        return Article(**record, text=bytes(self._texts[text_start:text_end]).decode("utf-8"))
 
 
 def _mapped(path: Path) -> mmap.mmap | bytes:
