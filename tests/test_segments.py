@@ -309,8 +309,9 @@ def test_the_manifest_names_the_largest_segments_dense_index_after_an_update(tmp
 def test_a_loaded_index_reads_each_article_from_its_files_as_it_was(tmp_path: Path) -> None:
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, STORIES)
-    write(folder, {"accents": "Title: Ереван — «Café» 😀\nDate: 2021-03-01\nURL: https://example.org/a\n\n"
-                   "Pashinian spoke in Yerevan. Ünïcödé survives.\n\nA second paragraph — with 🇦🇲 flags."})  # fmt: skip
+    odd = "Title: Ереван — «Café» 😀\nDate: 2021-03-01\nURL: https://example.org/a\n\n"
+    odd += "Pashinian spoke in Yerevan. Ünïcödé survives.\n\nA second paragraph — with 🇦🇲 flags."
+    write(folder, {"accents": odd})
     read = {article.id: article for article in load_articles([folder])}
     build_index(list(read.values()), embedder, index_dir)
 
