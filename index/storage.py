@@ -39,7 +39,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Collection, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import overload
 
@@ -257,6 +257,9 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0][:120]}" if text else type(error).__name__
 
 
+_Bytes = mmap.mmap | bytes
+
+
 class StoredArticles(Sequence[Article]):
     """A segment's articles, each read from its files when asked for: its metadata from one JSON
     line, its body from a memory-mapped file of texts. Loading an archive keeps neither in memory
@@ -270,8 +273,11 @@ class StoredArticles(Sequence[Article]):
         self.ids: list[str] = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
         self._lines = _mapped(folder / "articles.jsonl")
         self._texts = _mapped(folder / "texts.bin")
-        # lru_cache keeps its bookkeeping safe when several threads answer at once (Telegram).
-        self._article = lru_cache(maxsize=self.KEPT)(self._read)
+        # lru_cache keeps its bookkeeping safe when several threads answer at once (Telegram). It
+        # wraps a function of the files, not a method: a cycle through self would keep the files
+        # mapped until the garbage collector ran (a folder whose index was dropped stayed in use).
+        read = partial(_read_article, self._table, self._lines, self._texts)
+        self._article = lru_cache(maxsize=self.KEPT)(read)
         if self._table.shape != (len(self.ids), 4):
             raise ValueError(f"{folder.name}: articles.npy and ids.json disagree")
         if len(self.ids) and (
@@ -295,14 +301,15 @@ class StoredArticles(Sequence[Article]):
             raise IndexError(code)
         return self._article(code % len(self))
 
-    def _read(self, code: int) -> Article:
-        line_start, line_end, text_start, text_end = (int(v) for v in self._table[code])
-        record = json.loads(bytes(self._lines[line_start:line_end]))
-        record.pop("content_hash", None)
-        return Article(**record, text=bytes(self._texts[text_start:text_end]).decode("utf-8"))
+
+def _read_article(table: np.ndarray, lines: _Bytes, texts: _Bytes, code: int) -> Article:
+    line_start, line_end, text_start, text_end = (int(v) for v in table[code])
+    record = json.loads(bytes(lines[line_start:line_end]))
+    record.pop("content_hash", None)
+    return Article(**record, text=bytes(texts[text_start:text_end]).decode("utf-8"))
 
 
-def _mapped(path: Path) -> mmap.mmap | bytes:
+def _mapped(path: Path) -> _Bytes:
     with path.open("rb") as file:
         if os.fstat(file.fileno()).st_size == 0:
             return b""  # an empty file cannot be mapped
