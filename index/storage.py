@@ -276,7 +276,7 @@ class StoredArticles(Sequence[Article]):
         # lru_cache keeps its bookkeeping safe when several threads answer at once (Telegram). It
         # wraps a function of the files, not a method: a cycle through self would keep the files
         # mapped until the garbage collector ran (a folder whose index was dropped stayed in use).
-        read = partial(_read_article, self._table, self._lines, self._texts)
+        read = partial(_read_article, folder, self._table, self._lines, self._texts)
         self._article = lru_cache(maxsize=self.KEPT)(read)
         if self._table.shape != (len(self.ids), 4):
             raise ValueError(f"{folder.name}: articles.npy and ids.json disagree")
@@ -302,11 +302,26 @@ class StoredArticles(Sequence[Article]):
         return self._article(code % len(self))
 
 
-def _read_article(table: np.ndarray, lines: _Bytes, texts: _Bytes, code: int) -> Article:
+def _read_article(folder: Path, table: np.ndarray, lines: _Bytes, texts: _Bytes, code: int) -> Article:
+    """One article from its JSON line and its bytes of text, held to the hash it was written with:
+    the text file is too large to checksum on every load, so damage is caught here, when read."""
     line_start, line_end, text_start, text_end = (int(v) for v in table[code])
-    record = json.loads(bytes(lines[line_start:line_end]))
-    record.pop("content_hash", None)
-    return Article(**record, text=bytes(texts[text_start:text_end]).decode("utf-8"))
+    try:
+        record = json.loads(bytes(lines[line_start:line_end]))
+        written = record.pop("content_hash")
+        article = Article(**record, text=bytes(texts[text_start:text_end]).decode("utf-8"))
+    except (ValueError, TypeError, KeyError) as error:  # JSON and UTF-8 errors are ValueErrors
+        raise _damaged_article(folder, code, _short(error)) from None
+    if article.content_hash != written:
+        raise _damaged_article(folder, code, "its text has changed since it was written")
+    return article
+
+
+def _damaged_article(folder: Path, code: int, problem: str) -> IndexCorruptError:
+    return IndexCorruptError(
+        f"the index at {folder.parent} is damaged ({folder.name}, article {code}: {problem}): "
+        "rebuild with 'articlebot index --rebuild'"
+    )
 
 
 def _mapped(path: Path) -> _Bytes:

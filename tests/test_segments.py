@@ -339,3 +339,29 @@ def test_an_article_table_pointing_past_its_texts_is_damage_not_a_wrong_answer(t
 
     with pytest.raises(IndexCorruptError, match="damaged"):
         read_segment(index_dir, record, embedder.dimension)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(b"Thousands", b"Hundreds!"), (b"mayor", b"\xff\xfeyor")],
+    ids=["changed-words", "not-utf8"],
+)
+def test_a_damaged_text_in_a_large_archive_is_refused_when_read_never_quoted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: bytes, new: bytes
+) -> None:
+    from index import storage
+    from index.errors import IndexCorruptError
+
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    build_index(load_articles([folder]), embedder, index_dir)
+    texts = index_dir / Manifest.read(index_dir).segments[0].name / "texts.bin"
+    texts.write_bytes(texts.read_bytes().replace(old, new))
+    # Above this size a text file is not checksummed on load (a million passages carry 300 MB).
+    monkeypatch.setattr(storage, "CHECKSUM_ON_LOAD_BYTES", 0)
+    loaded = load_index(index_dir, embedder)
+
+    assert loaded.articles["budget"].title == "Budget passes"  # the others still answer
+    with pytest.raises(IndexCorruptError, match=r"damaged \(seg-[\w-]+, article \d: .*rebuild") as caught:
+        loaded.articles["storm"]
+    assert "\n" not in str(caught.value)
