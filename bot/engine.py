@@ -21,8 +21,8 @@ from bot.spelling import SpellingCorrector
 from index.articles import (
     Article,
     KnownArticle,
+    article_file_names,
     file_signatures,
-    find_article_files,
     load_articles,
     survey_articles,
 )
@@ -171,7 +171,7 @@ class AnswerEngine:
         if not manifest.sources or manifest.split != self.config.passages:
             return False
         try:
-            files, skipped = find_article_files(self.config.article_paths())
+            files, skipped = article_file_names(self.config.article_paths())
         except ArticlebotError:
             return False
         # A skipped file is reported by the full read, so that path is taken whenever there is one.
