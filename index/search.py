@@ -218,6 +218,18 @@ class _Part:
         # Local row -> global row (-1 for a masked one).
         self.global_passage = _globals(segment.passage_count, self.passage_rows, passage_at)
         self.global_sentence = _globals(segment.sentence_count, self.sentence_rows, sentence_at)
+        # The live passages as runs of rows: an article's passages are consecutive, so a few masked
+        # articles leave a few runs, copied whole (at a million rows, 3 ms less than fancy indexing).
+        breaks = np.flatnonzero(np.diff(self.passage_rows) != 1) + 1
+        firsts = self.passage_rows[np.concatenate([[0], breaks])] if len(self.passage_rows) else []
+        lasts = self.passage_rows[np.concatenate([breaks - 1, [-1]])] if len(self.passage_rows) else []
+        self._passage_runs = [(int(a), int(b) + 1) for a, b in zip(firsts, lasts, strict=True)]
+
+    def live_passages(self, values: np.ndarray) -> np.ndarray:
+        """`values` of every local passage row, kept for the live ones only, in order."""
+        if not self.deleted:
+            return values
+        return np.concatenate([values[a:b] for a, b in self._passage_runs] or [values[:0]])
 
 
 def _live_rows(codes: np.ndarray, gone: np.ndarray) -> np.ndarray:
@@ -384,6 +396,7 @@ class PassageIndex:
                     self._holder[article_id] = part
         self.articles: Mapping[str, Article] = _LiveArticles(self._holder)
         self.passages: Sequence[Passage] = _Objects(self._parts, "passage")
+        self._passage_starts = np.cumsum([0, *(len(part.passage_rows) for part in self._parts)])
         self.sentences: Sequence[Sentence] = _Objects(self._parts, "sentence")
         dimension = self.segments[0].passage_vectors.shape[1] if self.segments else 0
         whole = len(self._parts) == 1 and not self._parts[0].deleted
@@ -442,6 +455,17 @@ class PassageIndex:
         first = part.segment.article_rows(passage.article_id, "sentence").start
         local = np.arange(passage.first_sentence, passage.last_sentence + 1) + first
         return [int(row) for row in part.global_sentence[local]]
+
+    def _sentence_rows_at(self, row: int) -> np.ndarray:
+        """`sentence_rows` of the passage at global `row`, from the tables alone: a search scores
+        a hundred candidates' sentences, and making each candidate a Passage would read its
+        article (at a million passages, 4 ms a search, the article cache thrashing)."""
+        which = int(np.searchsorted(self._passage_starts, row, side="right")) - 1
+        part = self._parts[which]
+        local = int(part.passage_rows[row - int(self._passage_starts[which])])
+        code, _, first, last = (int(v) for v in part.segment.passage_table[local, :4])
+        base = int(part.segment.sentence_start[code])
+        return part.global_sentence[base + first : base + last + 1]
 
     def sentences_of(self, passage: Passage) -> list[Sentence]:
         part = self._holder[passage.article_id]
@@ -545,11 +569,9 @@ class PassageIndex:
         they would in one index (its length normalisation stays its own)."""
         terms = tokenize([query])[0]
         if len(self._parts) == 1:
-            part = self._parts[0]
-            scores = part.segment.lexical.scores_of(terms)
-            return scores if not part.deleted else scores[part.passage_rows]
+            return self._parts[0].live_passages(self._parts[0].segment.lexical.scores_of(terms))
         idf = {term: self.idf(term) for term in set(terms)}
-        blocks = [part.segment.lexical.scores_of(terms, idf)[part.passage_rows] for part in self._parts]
+        blocks = [part.live_passages(part.segment.lexical.scores_of(terms, idf)) for part in self._parts]
         return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
 
     def _dense_scores(self, query_vector: np.ndarray | None, rows: Sequence[int]) -> np.ndarray:
@@ -561,8 +583,8 @@ class PassageIndex:
 
     def _best_sentence_cosines(self, query_vector: np.ndarray, rows: Sequence[int]) -> np.ndarray:
         """For each passage at `rows`, the cosine of its sentence closest to the query."""
-        sentence_rows = [self.sentence_rows(self.passages[row]) for row in rows]
-        flat = [r for group in sentence_rows for r in group]
+        sentence_rows = [self._sentence_rows_at(row) for row in rows]
+        flat = [int(r) for group in sentence_rows for r in group]
         cosines = self.sentence_vectors[flat] @ query_vector.astype(np.float32)
         starts = np.cumsum([0, *(len(group) for group in sentence_rows[:-1])])
         return np.asarray(np.maximum.reduceat(cosines, starts), dtype=np.float32)
@@ -575,7 +597,13 @@ def _top(scores: np.ndarray, k: int) -> list[int]:
     k = min(k, len(scores))
     if k == 0:
         return []
-    rows = np.argpartition(-scores, k - 1)[:k]
+    # BM25 scores nothing in most passages: choosing among the scored ones only is 8 ms less a
+    # search at a million passages.
+    scored = np.flatnonzero(scores)
+    if len(scored) >= k:
+        rows = scored[np.argpartition(-scores[scored], k - 1)[:k]]
+    else:
+        rows = np.argpartition(-scores, k - 1)[:k]
     return [int(row) for row in rows[np.argsort(-scores[rows], kind="stable")]]
 
 
