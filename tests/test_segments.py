@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fakes import HashEmbedder
 
@@ -365,3 +366,37 @@ def test_a_damaged_text_in_a_large_archive_is_refused_when_read_never_quoted(
     with pytest.raises(IndexCorruptError, match=r"damaged \(seg-[\w-]+, article \d: .*rebuild") as caught:
         loaded.articles["storm"]
     assert "\n" not in str(caught.value)
+
+
+def test_search_shortcuts_agree_with_the_plain_way_over_masked_segments(tmp_path: Path) -> None:
+    """Search reads sentence rows from the tables, copies live BM25 rows in runs and picks BM25's
+    best among the passages it scored: each must give what the plain way gives."""
+    from index.search import _top
+
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, {**STORIES, **EXTRA})
+    build_index(load_articles([folder]), embedder, index_dir)
+    write(folder, {"late": "Title: Late news\n\nThe harbour bridge of Harbury2 reopened. Ferries stop."})
+    for gone in ("budget", "town-3", "town-7"):
+        (folder / f"{gone}.txt").unlink()
+    index, _ = build_index(load_articles([folder]), embedder, index_dir)
+    assert len(index.segments) == 2 and any(part.deleted for part in index._parts)
+
+    for row, passage in enumerate(index.passages):
+        assert list(index._sentence_rows_at(row)) == index.sentence_rows(passage)
+    for query in ("bridge of Harbury2", "the council voted", "storm shelters"):
+        idf = {term: index.idf(term) for term in set(tokenize([query])[0])}
+        plain = [
+            part.segment.lexical.scores_of(tokenize([query])[0], idf)[part.passage_rows]
+            for part in index._parts
+        ]
+        assert np.array_equal(index.lexical_scores(query), np.concatenate(plain))
+
+    rng = np.random.default_rng(7)
+    for scored in (3, 40, 400):
+        scores = np.zeros(1_000, dtype=np.float32)
+        scores[rng.choice(1_000, scored, replace=False)] = rng.random(scored).astype(np.float32) + 0.1
+        for k in (1, 10, 50):
+            top = _top(scores, k)
+            assert len(top) == k and len(set(top)) == k
+            assert list(scores[top]) == sorted(scores, reverse=True)[:k]
