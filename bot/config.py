@@ -206,7 +206,9 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
             query_encoder=environ.get("ARTICLEBOT_QUERY_ENCODER"),
         ),
         passages=_section(
-            passages, SplitSettings, ("max_sentences", "max_words", "stride", "cross_paragraphs")
+            passages,
+            SplitSettings,
+            ("max_sentences", "max_words", "stride", "cross_paragraphs", "vectors"),
         ),
         telegram=_telegram(telegram, environ),
         feeds=tuple(dict.fromkeys(feed.strip() for feed in feeds)),

@@ -17,7 +17,7 @@ import numpy as np
 
 from index.articles import Article, KnownArticle, file_signatures
 from index.dense import DEFAULT_ANN_THRESHOLD, dense_index, describe_dense_index
-from index.embed import Embedder
+from index.embed import Embedder, embed_split
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError
 from index.lexical import LexicalIndex
 from index.manifest import MANIFEST, Manifest, SegmentRecord
@@ -342,11 +342,9 @@ def _split_and_embed(
         if on_article is not None:
             on_article(article)
         split[article.id] = split_article(article, settings, embedder.count_tokens)
-    all_passages = [p.text for sentences, passages in split.values() for p in passages]
-    all_sentences = [s.text for sentences, passages in split.values() for s in sentences]
-    # One call: one progress bar with one ETA, and batches sorted by length across both kinds.
-    vectors = embedder.encode(all_passages + all_sentences, progress=progress)
-    passage_vectors, sentence_vectors = vectors[: len(all_passages)], vectors[len(all_passages) :]
+    sentence_vectors, passage_vectors = embed_split(
+        list(split.values()), embedder, settings.vectors, progress=progress
+    )
     parts = {}
     p_at = s_at = 0
     for article_id, (sentences, passages) in split.items():

@@ -7,9 +7,12 @@ import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from index.split import Passage, Sentence
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,41 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int:
         """Wordpieces the model would read, without [CLS] and [SEP]."""
         ...
+
+
+def embed_split(
+    parts: Sequence[tuple[Sequence[Sentence], Sequence[Passage]]],
+    embedder: Embedder,
+    passage_vectors: str = "encoded",
+    *,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors of every sentence and every passage of `parts` (one article's sentences and
+    passages each), stacked in order: (sentence vectors, passage vectors).
+
+    "encoded": the model reads every passage and every sentence, in one call (one progress bar,
+    batches sorted by length across both kinds). "pooled": it reads only the sentences; a
+    passage's vector is their mean weighted by wordpieces ([CLS] and [SEP] included), which is the
+    direction of mean pooling over the sentences' own token vectors.
+    """
+    sentences = [sentence.text for group, _ in parts for sentence in group]
+    passages = [passage.text for _, group in parts for passage in group]
+    if passage_vectors == "encoded":
+        vectors = embedder.encode(passages + sentences, progress=progress)
+        return vectors[len(passages) :], vectors[: len(passages)]
+    sentence_vectors = embedder.encode(sentences, progress=progress)
+    weights = np.array([embedder.count_tokens(text) + 2 for text in sentences], dtype=np.float32)
+    # Running sums: a passage's weighted sum is the difference of two rows.
+    running = np.zeros((len(sentences) + 1, embedder.dimension), dtype=np.float64)
+    np.cumsum(sentence_vectors * weights[:, None], axis=0, out=running[1:])
+    first, last, offset = [], [], 0
+    for group, passage_group in parts:
+        first += [offset + passage.first_sentence for passage in passage_group]
+        last += [offset + passage.last_sentence + 1 for passage in passage_group]
+        offset += len(group)
+    pooled = running[last] - running[first]
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return sentence_vectors, np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def model_path() -> Path:

@@ -19,6 +19,7 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
 _LINE_BREAK = re.compile(r"\n\s*")
 _WORD = re.compile(r"\S+")
 _LEADING_CLOSER = re.compile(r"([\"”’')\]]+)(?:\s+|$)")
+PASSAGE_VECTORS = ("encoded", "pooled")
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,16 @@ class SplitSettings:
     max_words: int = 120
     stride: int = 2
     cross_paragraphs: bool = True
+    # How a passage gets its vector: "encoded", the model reads the passage; or "pooled", the mean
+    # of its sentences' vectors weighted by their wordpieces, so that a build reads every word once
+    # instead of about three times (two overlapping passages and the sentence alone). Pooled
+    # builds 2-3 times faster and puts the answering passage first a little less often (SQuAD
+    # v1.1 hit@1 per article .846 against .856; README, "Quality").
+    vectors: str = "encoded"
 
     def __post_init__(self) -> None:
+        if self.vectors not in PASSAGE_VECTORS:
+            raise ValueError(f"vectors is {self.vectors!r}: use one of {', '.join(PASSAGE_VECTORS)}")
         if self.max_sentences < 1:
             raise ValueError("max_sentences must be at least 1")
         if not 1 <= self.stride <= self.max_sentences:

@@ -233,6 +233,38 @@ def bench_build(name: str, article_paths: Sequence[Path], embedder: Any, target:
     return index
 
 
+# txtai's hybrid index over the same 2,067 paragraphs, same model, one torch thread, measured
+# side by side on this machine (issue 11).
+TXTAI_PARAGRAPHS_PER_S = 14.5
+
+
+def bench_build_rate(squad_folder: Path, embedder: Any, work: Path) -> None:
+    """Paragraphs a second on one torch thread, passages encoded and pooled, beside txtai's."""
+    import torch
+
+    from index.articles import load_articles
+    from index.build import build_index
+    from index.split import SplitSettings
+
+    articles = load_articles([squad_folder])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for vectors in ("encoded", "pooled"):
+            started = time.perf_counter()
+            build_index(articles, embedder, work / f"index-rate-{vectors}", SplitSettings(vectors=vectors))
+            rate = len(articles) / (time.perf_counter() - started)
+            row(
+                "build",
+                f"SQuAD v1.1 dev, {len(articles)} paragraphs, one torch thread, passages {vectors}",
+                f"{rate:.1f} paragraphs/s",
+                f">= txtai's {TXTAI_PARAGRAPHS_PER_S}",
+                rate >= TXTAI_PARAGRAPHS_PER_S,
+            )
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _TimedEmbedder:
     """The embedder, counting the seconds spent in `encode`."""
 
@@ -950,6 +982,7 @@ def run_sections(
         squad_articles(squad_file, squad_folder, squad_limit)
         squad_index = bench_build("SQuAD v1.1 dev paragraphs", [squad_folder], embedder, work / "index-squad")
         if "build" not in skip:
+            bench_build_rate(squad_folder, embedder, work)
             bench_interrupted_build(squad_folder, embedder, work)
         if "ingest" not in skip:
             bench_ingest(squad_folder, work / "index-squad", embedder, work)

@@ -99,6 +99,7 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
         ("[answer]\nabstain_threshold = 2\n", "answer.abstain_threshold is 2.0"),
         ("[model]\ndevice = 'tpu'\n", "model.device is 'tpu'"),
         ("[passages]\nstride = 9\n", "passages.stride must be between 1 and max_sentences"),
+        ("[passages]\nvectors = 'late'\n", "passages.vectors is 'late': use one of encoded, pooled"),
         ("[serch]\ntop_k = 3\n", "unknown config key serch"),
         ("[search]\ntopk = 3\n", "unknown config key search.topk"),
         ("articles = 'news/'\n", "articles must be a list"),

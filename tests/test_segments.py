@@ -15,6 +15,7 @@ from index.build import MAX_SEGMENTS, build_index
 from index.lexical import tokenize
 from index.manifest import Manifest
 from index.search import SearchSettings
+from index.split import SplitSettings
 from index.storage import load_index
 
 STORIES = {
@@ -366,6 +367,31 @@ def test_a_damaged_text_in_a_large_archive_is_refused_when_read_never_quoted(
     with pytest.raises(IndexCorruptError, match=r"damaged \(seg-[\w-]+, article \d: .*rebuild") as caught:
         loaded.articles["storm"]
     assert "\n" not in str(caught.value)
+
+
+def test_pooled_passage_vectors_are_their_sentences_weighted_mean_and_no_passage_is_read(
+    tmp_path: Path,
+) -> None:
+    folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
+    write(folder, STORIES)
+    pooled = SplitSettings(vectors="pooled")
+    index, _ = build_index(load_articles([folder]), embedder, index_dir, pooled)
+    sentences = {sentence.text for sentence in index.sentences}
+    assert set(embedder.encoded) == sentences  # the model read the sentences, not one passage
+    assert any(passage.text not in sentences for passage in index.passages)
+    for loaded in (index, load_index(index_dir, embedder)):
+        for passage in loaded.passages:
+            rows = loaded.sentence_rows(passage)
+            weights = [embedder.count_tokens(loaded.sentences[row].text) + 2 for row in rows]
+            expected = np.average(loaded.sentence_vectors[rows], axis=0, weights=weights)
+            vector = loaded.passage_vectors[loaded.passages.index(passage)]
+            assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-5), passage.id
+    assert top(index, "who won the cup final?", embedder, mode="dense") == "match"
+    # Vectors made another way are made again for every article, as any change of passage shape.
+    embedder.encoded.clear()
+    _, report = build_index(load_articles([folder]), embedder, index_dir)
+    assert report.embedded_articles == len(STORIES)
+    assert {p.text for p in load_index(index_dir, embedder).passages} <= set(embedder.encoded)
 
 
 def test_search_shortcuts_agree_with_the_plain_way_over_masked_segments(tmp_path: Path) -> None:

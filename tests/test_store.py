@@ -26,6 +26,7 @@ from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchErr
 from index.lexical import LexicalIndex
 from index.manifest import MANIFEST, Manifest
 from index.search import SearchSettings
+from index.split import SplitSettings
 from index.storage import load_index
 
 pytestmark = pytest.mark.slow
@@ -128,6 +129,24 @@ def test_each_mode_finds_the_obvious_passage(
         assert "three shelters" in best.passage.text, mode
     with pytest.raises(ValueError, match=r"mode is 'fuzzy': use one of hybrid, dense, lexical"):
         index.search("x", vector, settings=SearchSettings(mode="fuzzy"))
+
+
+def test_pooled_passage_vectors_from_the_real_model_stand_near_the_passages_own(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    index, _ = build_index(
+        load_articles([articles_dir]), counting, tmp_path / "index", SplitSettings(vectors="pooled")
+    )
+    assert set(counting.encoded) == {sentence.text for sentence in index.sentences}
+    encoded = counting.encode([passage.text for passage in index.passages])
+    cosines = np.sum(encoded * index.passage_vectors, axis=1)
+    assert cosines.min() > 0.85, cosines  # the mean of its sentences, read alone: .91-.98 here
+    vector = counting.encode(["how many shelters did the mayor open?"])[0]
+    for mode in ("hybrid", "dense"):
+        (best, *_) = index.search(
+            "how many shelters did the mayor open?", vector, k=1, settings=SearchSettings(mode=mode)
+        )
+        assert "three shelters" in best.passage.text, mode
 
 
 def test_save_and_load_round_trip(articles_dir: Path, tmp_path: Path, counting: CountingEmbedder) -> None:

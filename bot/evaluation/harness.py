@@ -30,7 +30,7 @@ from bot.evaluation.metrics import (
 from bot.evaluation.squad import SquadArticle, SquadQuestion
 from bot.reader import Reader
 from index.articles import Article
-from index.embed import Embedder
+from index.embed import Embedder, embed_split
 from index.lexical import LexicalIndex
 from index.search import PassageIndex, SearchSettings
 from index.split import Passage, Sentence, SplitSettings, split_article
@@ -119,8 +119,7 @@ def prepare(
     parts = [split_article(article, split, embedder.count_tokens) for article in articles]
     sentences = [part[0] for part in parts]
     passages = [part[1] for part in parts]
-    sentence_vectors = embedder.encode([s.text for group in sentences for s in group], progress=progress)
-    passage_vectors = embedder.encode([p.text for group in passages for p in group], progress=progress)
+    sentence_vectors, passage_vectors = embed_split(parts, embedder, split.vectors, progress=progress)
     return Corpus(
         articles,
         sentences,
