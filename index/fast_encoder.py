@@ -81,9 +81,12 @@ class NumpyMiniLMEncoder:
         _ = self._weights, self._tokenizer
         return self
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        batch_size = batch_size or 32
         encodings = self._tokenizer.encode_batch(list(texts))
         # Batches of similar length waste little on padding.
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))

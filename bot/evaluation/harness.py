@@ -311,7 +311,9 @@ class CachingEmbedder:
         self.model_name = inner.model_name
         self.dimension = inner.dimension
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
+    ) -> np.ndarray:
         digest = hashlib.sha256(self.model_name.encode())
         for text in texts:
             digest.update(text.encode("utf-8"))
