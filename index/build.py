@@ -187,8 +187,8 @@ def _build_index(
     files = dict(previous.files) if previous is not None else {}
     written: list[Segment] = []
     if fresh:
-        parts = _split_and_embed(fresh, embedder, settings, progress, on_article)
-        segment = _segment(new_segment_name(index_dir), fresh, [parts[a.id] for a in fresh], ann_threshold)
+        parts, vectors = _split_and_embed(fresh, embedder, settings, progress, on_article)
+        segment = _segment(new_segment_name(index_dir), fresh, parts, ann_threshold, vectors)
         files.update(write_segment(segment, index_dir))
         records.append(_record_of(segment))
         written.append(segment)
@@ -242,19 +242,27 @@ def _previous_manifest(
 
 
 def _segment(
-    name: str, articles: Sequence[Article], parts: Sequence[_ArticlePart], ann_threshold: int
+    name: str,
+    articles: Sequence[Article],
+    parts: Sequence[_ArticlePart],
+    ann_threshold: int,
+    vectors: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Segment:
-    """A segment of these articles, split and embedded: its BM25 and dense index built."""
+    """A segment of these articles, split and embedded: its BM25 and dense index built.
+    `vectors`: the parts' sentence and passage vectors already stacked in their order."""
     sentences = [s for part in parts for s in part.sentences]
     passages = [p for part in parts for p in part.passages]
     dimension = parts[0].passage_vectors.shape[1] if parts else 0
-    passage_vectors = _stack([part.passage_vectors for part in parts], dimension)
+    sentence_vectors, passage_vectors = vectors or (
+        _stack([part.sentence_vectors for part in parts], dimension),
+        _stack([part.passage_vectors for part in parts], dimension),
+    )
     return Segment.of_rows(
         name,
         list(articles),
         sentences,
         passages,
-        _stack([part.sentence_vectors for part in parts], dimension),
+        sentence_vectors,
         passage_vectors,
         LexicalIndex.build([passage.text for passage in passages]),
         dense_index(passage_vectors, ann_threshold),
@@ -318,7 +326,8 @@ def _parts_of(index: PassageIndex) -> list[_ArticlePart]:
 
 
 def _stack(blocks: Sequence[np.ndarray], dimension: int) -> np.ndarray:
-    return np.concatenate(blocks).astype(np.float32) if blocks else np.zeros((0, dimension), np.float32)
+    # One allocation: astype after concatenate would copy every vector a second time.
+    return np.concatenate(blocks, dtype=np.float32) if blocks else np.zeros((0, dimension), np.float32)
 
 
 @dataclass
@@ -335,8 +344,10 @@ def _split_and_embed(
     settings: SplitSettings,
     progress: bool,
     on_article: Callable[[Article], None] | None,
-) -> dict[str, _ArticlePart]:
-    """Split every article, then embed all their passages and sentences in large batches."""
+) -> tuple[list[_ArticlePart], tuple[np.ndarray, np.ndarray]]:
+    """Split every article, then embed all their passages and sentences in large batches: a part
+    per article (its vectors views, not copies) and the sentence and passage vectors of them all,
+    which a segment takes as they are (at a million passages a copy is gigabytes)."""
     split = {}
     for article in articles:
         if on_article is not None:
@@ -345,18 +356,20 @@ def _split_and_embed(
     sentence_vectors, passage_vectors = embed_split(
         list(split.values()), embedder, settings.vectors, progress=progress
     )
-    parts = {}
+    parts = []
     p_at = s_at = 0
-    for article_id, (sentences, passages) in split.items():
-        parts[article_id] = _ArticlePart(
-            sentences,
-            passages,
-            sentence_vectors[s_at : s_at + len(sentences)],
-            passage_vectors[p_at : p_at + len(passages)],
+    for sentences, passages in split.values():
+        parts.append(
+            _ArticlePart(
+                sentences,
+                passages,
+                sentence_vectors[s_at : s_at + len(sentences)],
+                passage_vectors[p_at : p_at + len(passages)],
+            )
         )
         p_at += len(passages)
         s_at += len(sentences)
-    return parts
+    return parts, (sentence_vectors, passage_vectors)
 
 
 def _library_versions() -> dict[str, str]:
