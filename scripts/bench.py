@@ -726,9 +726,7 @@ def bench_real_scale(
 
     from index.articles import Article
     from index.embed import SentenceTransformerEmbedder
-    from index.search import SearchSettings
     from index.split import split_article
-    from index.storage import load_index
 
     data = json.loads(squad_file.read_text(encoding="utf-8"))["data"]
     paragraphs = [p["context"].strip() for article in data for p in article["paragraphs"]]
@@ -818,31 +816,14 @@ def bench_real_scale(
         f"{add_s:.1f} s / {remove_s:.1f} s",
         "≤ 10 s each",
     )
-    # Search and recall in a loaded index, against exact search over every live vector.
-    loaded = load_index(index_dir, embedder)
-    vectors = embedder.encode(questions)
-    times = []
-    for question, vector in zip(questions, vectors, strict=True):
-        started = time.perf_counter()
-        loaded.search(question, vector, k=5)
-        times.append(time.perf_counter() - started)
-    all_vectors = np.asarray(loaded.passage_vectors, dtype=np.float32)
-    exact = vectors @ all_vectors.T
-    # The archive repeats paragraphs, so exact scores tie: a found row counts when it scores as
-    # well as the exact 10th best, whichever of the tied rows exact search happened to list.
-    tenth = np.sort(exact, axis=1)[:, -10]
-    rows_of = {p.id: row for row, p in enumerate(loaded.passages)}
-    dense = SearchSettings(mode="dense")
-    hits = []
-    for number, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
-        found = [rows_of[hit.passage.id] for hit in loaded.search(question, vector, k=10, settings=dense)]
-        hits.append(sum(exact[number, row] >= tenth[number] - 1e-6 for row in found[:10]) / 10)
-    recall = float(np.mean(hits))
-    p50 = percentile(times, 50) * 1000
+    # Search and recall in a loaded index, against exact search over every live vector, in a
+    # process of its own as the bot's.
+    searched = child("search-archive", index_dir=str(index_dir), anchors=anchors_file, questions=questions)
+    p50, p95, recall = float(searched["p50"]) * 1000, float(searched["p95"]) * 1000, float(searched["recall"])
     row(
         "scale",
-        f"{size:,} passages: hybrid search beyond encoding p50 / p95; dense recall@10 against exact",
-        f"{p50:.1f} / {percentile(times, 95) * 1000:.1f} ms; {recall:.3f}",
+        f"{size:,} passages: hybrid search beyond encoding p50 / p95 (first round's p50); dense recall@10",
+        f"{p50:.1f} / {p95:.1f} ms ({float(searched['first_p50']) * 1000:.1f} ms); {recall:.3f}",
         "p50 ≤ 25 ms; ≥ 0.95",
         p50 <= 25 and recall >= 0.95,
     )
