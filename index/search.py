@@ -221,9 +221,8 @@ class _Part:
         # The live passages as runs of rows: an article's passages are consecutive, so a few masked
         # articles leave a few runs, copied whole (at a million rows, 3 ms less than fancy indexing).
         breaks = np.flatnonzero(np.diff(self.passage_rows) != 1) + 1
-        firsts = self.passage_rows[np.concatenate([[0], breaks])] if len(self.passage_rows) else []
-        lasts = self.passage_rows[np.concatenate([breaks - 1, [-1]])] if len(self.passage_rows) else []
-        self._passage_runs = [(int(a), int(b) + 1) for a, b in zip(firsts, lasts, strict=True)]
+        runs = np.split(self.passage_rows, breaks)
+        self._passage_runs = [(int(run[0]), int(run[-1]) + 1) for run in runs if len(run)]
 
     def live_passages(self, values: np.ndarray) -> np.ndarray:
         """`values` of every local passage row, kept for the live ones only, in order."""
