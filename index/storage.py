@@ -51,7 +51,7 @@ from index.embed import Embedder
 from index.errors import IndexCorruptError, IndexMismatchError, IndexWriteError
 from index.files import atomic_write
 from index.lexical import LexicalIndex
-from index.manifest import MANIFEST, FileRecord, Manifest, SegmentRecord
+from index.manifest import MANIFEST, REBUILD, FileRecord, Manifest, SegmentRecord
 from index.search import PASSAGE_COLUMNS, SENTENCE_COLUMNS, PassageIndex, Segment
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def read_segment(index_dir: Path, record: SegmentRecord, dimension: int) -> Segm
     import faiss
 
     folder = index_dir / record.name
-    hint = "rebuild with 'articlebot index --rebuild'"
+    hint = REBUILD
     try:
         articles = StoredArticles(folder)
         # Spans of the article texts, as integers: no object per passage or sentence is made here.
@@ -246,9 +246,7 @@ def verify_files(
             elif (every_checksum or size <= CHECKSUM_ON_LOAD_BYTES) and _sha256(path) != expected.sha256:
                 problem = f"{name} has changed since it was written"
         if problem:
-            raise IndexCorruptError(
-                f"the index at {index_dir} is damaged ({problem}): rebuild with 'articlebot index --rebuild'"
-            )
+            raise IndexCorruptError(f"the index at {index_dir} is damaged ({problem}): {REBUILD}")
     return checked
 
 
@@ -319,8 +317,7 @@ def _read_article(folder: Path, table: np.ndarray, lines: _Bytes, texts: _Bytes,
 
 def _damaged_article(folder: Path, code: int, problem: str) -> IndexCorruptError:
     return IndexCorruptError(
-        f"the index at {folder.parent} is damaged ({folder.name}, article {code}: {problem}): "
-        "rebuild with 'articlebot index --rebuild'"
+        f"the index at {folder.parent} is damaged ({folder.name}, article {code}: {problem}): {REBUILD}"
     )
 
 
