@@ -11,10 +11,13 @@ so the reader trains on what it will read. Examples, from the training set only:
                that do not contain the answer text (what the retriever puts next to the right one);
   altered "no" the question with a name or number swapped for another from the same article that its
                own passage does not contain (SQuAD 2.0's commonest unanswerable kind), with its passage;
+  word "no"    the question with a word its passage holds swapped for another word of the article
+               that the passage lacks ("Which river …" -> "Which bridge …": it asks about something
+               the passage does not say; SQuAD 2.0's "mutual exclusion" and "other" kinds);
   antonym "no" the question with a word turned into its opposite ("first" -> "last", "largest" ->
                "smallest") that its passage does not hold, with its passage (SQuAD 2.0's second kind);
-  negated "no" the question with "not" after its verb ("What did X build" -> "What did X not build"),
-               with its passage when the passage holds no negation;
+  negated "no" the question negated on its first verb ("Who was X" -> "Who was not X", "What did X
+               build" -> "What didn't X build"), with its passage when the passage holds no negation;
   far "no"     the question with a random passage of another article.
 Questions are lightly garbled in a share of examples (a dropped or swapped letter, doubled "?") so
 that a typo does not turn a clear question into "not in the article".
@@ -25,8 +28,9 @@ installed base model, which keeps the weights file under 25 MB in fp16.
     python scripts/train_reader.py --data-dir ../shared/data/squad                 # ~90 min on 2 CPU cores
     python scripts/train_reader.py --data-dir ../shared/data/squad --device cuda   # the same run on a GPU
 
---init-from CHECKPOINT starts from an earlier run's weights (a second pass: with --exclude EXAMPLES,
-the questions that run saw are drawn last, so the second pass reads new questions first).
+--init-from PATH starts from an earlier run's weights: its checkpoint.pt, or an exported reader
+folder such as bot/models/reader (a further pass; with --exclude EXAMPLES, the questions a run saw
+are drawn last, so the next pass reads new questions first).
 
 --data-dir (or $ARTICLEBOT_SQUAD_DIR) is the folder holding train-v1.1.json, dev-v1.1.json and
 dev-v2.0.json.
@@ -58,6 +62,7 @@ from bot.reader import WORD_EMBEDDINGS, best_span  # noqa: E402
 from bot.reader_format import MAX_ANSWER_TOKENS, PairEncoding, encode_pairs, load_tokenizer  # noqa: E402
 from index.articles import Article  # noqa: E402
 from index.embed import model_path, quiet_model_loading  # noqa: E402
+from index.lexical import QUESTION_WORDS, STOPWORDS  # noqa: E402
 from index.split import Passage, split_article  # noqa: E402
 
 DATA_ENV = "ARTICLEBOT_SQUAD_DIR"
@@ -65,7 +70,7 @@ DATA_FILES = ("train-v1.1.json", "dev-v1.1.json", "dev-v2.0.json")
 OUTPUT = ROOT / "bot" / "models" / "reader"
 
 # Share of each kind of example; the rest are answers.
-SHARES = {"hard": 0.20, "altered": 0.16, "antonym": 0.06, "negated": 0.04, "far": 0.05}
+SHARES = {"hard": 0.15, "altered": 0.12, "word": 0.08, "antonym": 0.08, "negated": 0.06, "far": 0.03}
 GARBLE_SHARE = 0.15
 
 _NAME = re.compile(r"(?<![\w'’])(?:[A-Z][\w'’.-]*)(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
@@ -93,13 +98,44 @@ _OPPOSITES = dict(
         ("entered", "left"), ("arrived", "departed"), ("born", "died"), ("early", "late"),
         ("common", "rare"), ("popular", "unpopular"), ("legal", "illegal"), ("strong", "weak"),
         ("fastest", "slowest"), ("cheapest", "most expensive"), ("richest", "poorest"),
+        ("ancient", "modern"), ("oldest", "newest"), ("deep", "shallow"), ("deepest", "shallowest"),
+        ("wide", "narrow"), ("widest", "narrowest"), ("heavy", "light"), ("heaviest", "lightest"),
+        ("hot", "cold"), ("hottest", "coldest"), ("warm", "cool"), ("warmest", "coolest"), ("wet", "dry"),
+        ("wettest", "driest"), ("rich", "poor"), ("male", "female"), ("men", "women"), ("man", "woman"),
+        ("husband", "wife"), ("father", "mother"), ("son", "daughter"), ("sons", "daughters"),
+        ("brother", "sister"), ("king", "queen"), ("boys", "girls"), ("top", "bottom"),
+        ("internal", "external"), ("imports", "exports"), ("imported", "exported"), ("buy", "sell"),
+        ("bought", "sold"), ("attacked", "defended"), ("victory", "defeat"), ("war", "peace"),
+        ("allies", "enemies"), ("same", "different"), ("true", "false"), ("possible", "impossible"),
+        ("able", "unable"), ("included", "excluded"), ("rural", "urban"), ("domestic", "foreign"),
+        ("minority", "majority"), ("summer", "winter"), ("spring", "autumn"), ("morning", "evening"),
+        ("day", "night"), ("birth", "death"), ("created", "destroyed"), ("founded", "dissolved"),
+        ("joined", "quit"), ("appointed", "dismissed"), ("hired", "fired"), ("agreed", "refused"),
+        ("approved", "vetoed"), ("wins", "losses"), ("profit", "loss"), ("faster", "slower"),
+        ("northernmost", "southernmost"), ("easternmost", "westernmost"), ("easiest", "hardest"),
+        ("easier", "harder"), ("simple", "complex"), ("safe", "dangerous"), ("input", "output"),
+        ("upstream", "downstream"), ("entrance", "exit"), ("beginning", "ending"),
+        ("predecessor", "successor"), ("teacher", "student"), ("winner", "loser"), ("guilty", "innocent"),
+        ("permitted", "prohibited"), ("supporters", "opponents"), ("increasing", "decreasing"),
+        ("rose", "fell"), ("inner", "outer"), ("native", "foreign"),
+        ("primary", "secondary"), ("official", "unofficial"), ("direct", "indirect"),
     )
     for pair in ((a, b), (b, a))
 )  # fmt: skip
 _OPPOSITE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _OPPOSITES), key=len, reverse=True)) + r")\b")
-_COPULA = re.compile(r"^(\w+(?: \w+)?) (?:is|was|are|were) ")
+# "Who was …" / "What did …": the verb that "not" or "n't" attaches to, after the wh-word.
+_AUXILIARY = re.compile(
+    r"^(\w+(?: \w+)?) (is|was|are|were|did|does|do|can|could|will|would|has|have|had|should) "
+)
+_NEGATED = {"can": "can't", "will": "won't", "do": "don't"}
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|without)\b|n't\b", re.IGNORECASE)
 _WH = ("what", "who", "whom", "whose", "when", "where", "which", "why", "how")
+# Words too plain to change what a question asks when swapped (function words, question verbs).
+_PLAIN_WORDS = STOPWORDS | QUESTION_WORDS | {
+    "about", "also", "been", "being", "from", "have", "into", "many", "more", "most", "much", "only",
+    "other", "over", "some", "than", "them", "they", "were", "what", "when", "where", "which", "while",
+    "whom", "whose", "with", "year", "years", "time", "first", "last", "after", "before", "during",
+}  # fmt: skip
 
 
 @dataclass
@@ -182,8 +218,8 @@ def build_examples(
             if not others:
                 continue
             examples.append(Example(question, others[0 if rng.random() < 0.7 else -1].text, None, kind))
-        elif kind in ("altered", "antonym", "negated"):
-            change = {"altered": _alter, "antonym": _oppose, "negated": _negate}[kind]
+        elif kind in ("altered", "word", "antonym", "negated"):
+            change = {"altered": _alter, "word": _swap_word, "antonym": _oppose, "negated": _negate}[kind]
             altered = change(qa["question"], article.text, gold.text, rng)
             if altered is None:
                 continue
@@ -237,6 +273,33 @@ def _alter(question: str, article_text: str, passage: str, rng: random.Random) -
     return None
 
 
+def _swap_word(question: str, article_text: str, passage: str, rng: random.Random) -> str | None:
+    """The question with a word its passage holds swapped for another word of the article, of the
+    same ending (a rough part of speech), that the passage lacks: the question now asks about
+    something the passage does not say ("Which river …" -> "Which bridge …")."""
+    lowered = passage.lower()
+    held = set(re.findall(r"[a-z]+", lowered))
+    spots = [
+        m
+        for m in re.finditer(r"(?<![\w'’-])[a-z]{4,}(?![\w'’-])", question)
+        if m.group() in held and m.group() not in _PLAIN_WORDS
+    ]
+    rng.shuffle(spots)
+    vocabulary = None
+    for spot in spots:
+        word = spot.group()
+        if vocabulary is None:
+            vocabulary = sorted(set(re.findall(r"(?<![\w'’-])[a-z]{4,}(?![\w'’-])", article_text)))
+        others = [
+            w
+            for w in vocabulary
+            if w[-2:] == word[-2:] and w[:4] != word[:4] and w not in held and w not in _PLAIN_WORDS
+        ]
+        if others:
+            return question[: spot.start()] + rng.choice(others) + question[spot.end() :]
+    return None
+
+
 def _oppose(question: str, article_text: str, passage: str, rng: random.Random) -> str | None:
     """The question with one word turned into its opposite, which the passage does not hold."""
     spots = list(_OPPOSITE.finditer(question))
@@ -249,12 +312,16 @@ def _oppose(question: str, article_text: str, passage: str, rng: random.Random) 
 
 
 def _negate(question: str, article_text: str, passage: str, rng: random.Random) -> str | None:
-    """ "Who was the first king?" -> "Who was not the first king?", when the passage negates nothing
-    (only after "is/was/are/were", where "not" needs no parse to sit in the right place)."""
-    match = _COPULA.match(question)
+    """ "Who was the first king?" -> "Who was not the first king?", "What did X build?" -> "What
+    didn't X build?", when the passage negates nothing (only on the verb right after the wh-word,
+    where the negation needs no parse to sit in the right place)."""
+    match = _AUXILIARY.match(question)
     if not match or match.group(1).split()[0].lower() not in _WH or _NEGATION.search(passage):
         return None
-    return question[: match.end()] + "not " + question[match.end() :]
+    verb = match.group(2)
+    copula = verb in ("is", "was", "are", "were")
+    negated = f"{verb} not" if copula and rng.random() < 0.5 else _NEGATED.get(verb, f"{verb}n't")
+    return question[: match.start(2)] + negated + question[match.end(2) :]
 
 
 def _garble(question: str, rng: random.Random) -> str:
@@ -307,6 +374,22 @@ def make_model(device: str):  # type: ignore[no-untyped-def]
     model = Reader().to(device)
     model.bert.embeddings.word_embeddings.weight.requires_grad = False
     return model
+
+
+def start_from(model, source: Path, device: str) -> None:  # type: ignore[no-untyped-def]
+    """An earlier run's weights: its checkpoint.pt, or an exported reader folder (fp16, without the
+    frozen word embeddings, which stay the base model's)."""
+    import torch
+
+    if source.is_dir():
+        from safetensors.torch import load_file
+
+        weights = {k: v.float() for k, v in load_file(str(source / "model.safetensors"), device).items()}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if missing != [WORD_EMBEDDINGS] or unexpected:
+            raise SystemExit(f"train_reader.py: {source} is not a reader export ({missing + unexpected})")
+    else:
+        model.load_state_dict(torch.load(source, map_location=device)["model"])
 
 
 def batches(encoded: list[tuple[PairEncoding, tuple[int, int] | None]], size: int, rng: random.Random):  # type: ignore[no-untyped-def]
@@ -386,7 +469,7 @@ def train(args: argparse.Namespace) -> None:
 
     model = make_model(args.device)
     if args.init_from:
-        model.load_state_dict(torch.load(args.init_from, map_location=args.device)["model"])
+        start_from(model, Path(args.init_from), args.device)
         print(f"starting from {args.init_from}", file=sys.stderr)
     plan = batches(encoded, args.batch_size, random.Random(args.seed + 1))
     steps = len(plan)
@@ -551,7 +634,9 @@ def main() -> None:
     parser.add_argument("--save-every", type=int, default=200, help="batches between checkpoints")
     parser.add_argument("--dev-questions", type=int, default=600)
     parser.add_argument("--work-dir", default=str(ROOT / ".reader-train"))
-    parser.add_argument("--init-from", metavar="CHECKPOINT", help="an earlier run's checkpoint.pt")
+    parser.add_argument(
+        "--init-from", metavar="PATH", help="an earlier run's checkpoint.pt, or an exported reader folder"
+    )
     parser.add_argument("--exclude", metavar="EXAMPLES", help="examples-*.json of an earlier run")
     parser.add_argument("--output", default=str(OUTPUT))
     args = parser.parse_args()

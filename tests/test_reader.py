@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bot.engine import AnswerEngine
-from bot.reader import READER_DIR, WORD_EMBEDDINGS, Reader, ReaderError
+from bot.reader import READER_DIR, Reader, ReaderError
 from bot.reader_format import encode_pairs
 from index.fast_encoder import pad_batch
 
@@ -44,12 +44,10 @@ def _training_module() -> ModuleType:
 def test_numpy_reader_gives_torch_outputs(reader: Reader) -> None:
     """The shipped weights through the training script's torch model and through numpy agree."""
     import torch
-    from safetensors.torch import load_file
 
-    model = _training_module().make_model("cpu")
-    state = {name: value.float() for name, value in load_file(str(READER_DIR / "model.safetensors")).items()}
-    state[WORD_EMBEDDINGS] = model.state_dict()[WORD_EMBEDDINGS]
-    model.load_state_dict(state)
+    training = _training_module()
+    model = training.make_model("cpu")
+    training.start_from(model, READER_DIR, "cpu")  # how a further training pass starts from them
     model.eval()
     encodings = encode_pairs(reader._tokenizer, QUESTION, PASSAGES)
     ids, types, mask = pad_batch(encodings)
@@ -62,6 +60,32 @@ def test_numpy_reader_gives_torch_outputs(reader: Reader) -> None:
         for theirs, ours in zip(expected[:2], got[:2], strict=True):
             np.testing.assert_allclose(ours[row, : len(e)], theirs[row, : len(e)], atol=2e-3)
     np.testing.assert_allclose(got[2], expected[2], atol=2e-3)
+
+
+def test_made_up_unanswerable_questions_ask_what_their_passage_does_not_say() -> None:
+    """The training script's "not here" questions: each changes the question so that its own
+    passage no longer answers it, and leaves it alone when it cannot."""
+    import random
+
+    training = _training_module()
+    rng = random.Random(0)
+    article = (Path(__file__).parent.parent / "bot" / "articles" / "armenia-2021-03-01.txt").read_text(
+        encoding="utf-8"
+    )
+    passage = next(p for p in article.split("\n\n") if "fired" in p and "chief" in p)
+    question = "Who fired the chief of the General Staff?"
+    swapped = training._swap_word(question, article, passage, rng)
+    assert swapped is not None and swapped != question
+    (new_word,) = set(swapped.rstrip("?").split()) - set(question.rstrip("?").split())
+    assert new_word in article.split() and new_word not in passage.lower().split()
+    assert training._negate("What did Pashinian call the move?", article, "He called it a coup.", rng) == (
+        "What didn't Pashinian call the move?"
+    )
+    assert training._negate("What did Pashinian call the move?", article, "He did not.", rng) is None
+    assert training._oppose("Who was the first ruler?", article, "The last ruler was Ashot.", rng) is None
+    assert training._oppose("Who was the first ruler?", article, "Ashot was ruler.", rng) == (
+        "Who was the last ruler?"
+    )
 
 
 def test_the_reader_finds_the_short_answer_and_prefers_the_passage_that_holds_it(reader: Reader) -> None:
