@@ -127,14 +127,14 @@ _OPPOSITE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _OPPOSITES), key=
 _AUXILIARY = re.compile(
     r"^(\w+(?: \w+)?) (is|was|are|were|did|does|do|can|could|will|would|has|have|had|should) "
 )
-_NEGATED = {"can": "can't", "will": "won't", "do": "don't"}
+_IRREGULAR_NEGATIONS = {"can": "can't", "will": "won't"}  # the others add "n't"
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|without)\b|n't\b", re.IGNORECASE)
 _WH = ("what", "who", "whom", "whose", "when", "where", "which", "why", "how")
 # Words too plain to change what a question asks when swapped (function words, question verbs).
 _PLAIN_WORDS = STOPWORDS | QUESTION_WORDS | {
-    "about", "also", "been", "being", "from", "have", "into", "many", "more", "most", "much", "only",
-    "other", "over", "some", "than", "them", "they", "were", "what", "when", "where", "which", "while",
-    "whom", "whose", "with", "year", "years", "time", "first", "last", "after", "before", "during",
+    "about", "also", "been", "being", "from", "many", "more", "most", "much", "only", "other", "over",
+    "some", "than", "them", "while", "year", "years", "time", "first", "last", "after", "before",
+    "during",
 }  # fmt: skip
 
 
@@ -320,7 +320,7 @@ def _negate(question: str, article_text: str, passage: str, rng: random.Random) 
         return None
     verb = match.group(2)
     copula = verb in ("is", "was", "are", "were")
-    negated = f"{verb} not" if copula and rng.random() < 0.5 else _NEGATED.get(verb, f"{verb}n't")
+    negated = f"{verb} not" if copula and rng.random() < 0.5 else _IRREGULAR_NEGATIONS.get(verb, f"{verb}n't")
     return question[: match.start(2)] + negated + question[match.end(2) :]
 
 
