@@ -11,6 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from bot.config import BUNDLED_ARTICLES
 from bot.engine import AnswerEngine
 from bot.reader import READER_DIR, Reader, ReaderError
 from bot.reader_format import encode_pairs
@@ -69,9 +70,7 @@ def test_made_up_unanswerable_questions_ask_what_their_passage_does_not_say() ->
 
     training = _training_module()
     rng = random.Random(0)
-    article = (Path(__file__).parent.parent / "bot" / "articles" / "armenia-2021-03-01.txt").read_text(
-        encoding="utf-8"
-    )
+    article = (BUNDLED_ARTICLES / "armenia-2021-03-01.txt").read_text(encoding="utf-8")
     passage = next(p for p in article.split("\n\n") if "fired" in p and "chief" in p)
     question = "Who fired the chief of the General Staff?"
     swapped = training._swap_word(question, article, passage, rng)
