@@ -87,6 +87,48 @@ def test_made_up_unanswerable_questions_ask_what_their_passage_does_not_say() ->
     )
 
 
+def test_grouped_training_reads_a_question_beside_the_passages_ranked_next_to_its_answer() -> None:
+    """--group-size: a question's passages train side by side, those holding its answer marked, and
+    the ranking loss is lowest when the passage that answers scores highest."""
+    import random
+
+    import torch
+
+    from index.articles import Article
+    from index.split import split_article
+
+    training = _training_module()
+    text = (BUNDLED_ARTICLES / "armenia-2021-03-01.txt").read_text(encoding="utf-8")
+    article = Article(id="a", path="", title="Armenia", text=text)
+    _, passages = split_article(article)
+    start = text.index("Onik Gasparian")
+    question = {"question": "Who did Pashinian fire?", "start": start, "end": start + len("Onik Gasparian")}
+    kinds = set()
+    for seed in range(8):
+        group = training.build_groups([(article, passages, [question])], 10, 4, random.Random(seed))
+        if not group:
+            continue  # an altered question that its passage could not be made to miss
+        assert len(group) == 4 and len({e.group for e in group}) == 1
+        assert len({e.question for e in group}) == 1
+        for e in group:
+            if e.answer is not None:
+                assert e.passage[e.answer[0] : e.answer[1]] == "Onik Gasparian"
+            elif e.kind == "hard":
+                assert "Onik Gasparian" not in e.passage
+        kinds.add("answer" if any(e.answer for e in group) else "altered")
+    assert kinds == {"answer", "altered"}
+
+    encoded = [([0] * length, None, group) for length, group in [(9, 0), (3, -1), (9, 0), (5, 1), (5, 1)]]
+    plan = training.batches(encoded, 4, random.Random(0))
+    assert sorted(i for batch in plan for i in batch) == list(range(5))
+    assert any({0, 2} <= set(batch) for batch in plan) and any({3, 4} <= set(batch) for batch in plan)
+
+    labels, groups = torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([0, 0, 0, 1])
+    right = training.group_loss(torch.tensor([3.0, 0.0, 0.0, 9.0]), labels, groups)
+    wrong = training.group_loss(torch.tensor([0.0, 3.0, 0.0, -9.0]), labels, groups)
+    assert 0 < right < wrong  # group 1 holds no answer and adds nothing
+
+
 def test_the_reader_finds_the_short_answer_and_prefers_the_passage_that_holds_it(reader: Reader) -> None:
     readings = reader.read(QUESTION, PASSAGES)
     assert len(readings) == len(PASSAGES)
