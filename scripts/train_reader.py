@@ -184,8 +184,6 @@ def build_examples(
     seen: frozenset[str] = frozenset(),
 ) -> list[Example]:
     """`count` examples in the shares above; questions in `seen` (an earlier run's) come last."""
-    import bm25s
-
     pool = [(a, i) for a, (_, _, questions) in enumerate(articles) for i in range(len(questions))]
     rng.shuffle(pool)
     pool.sort(key=lambda entry: articles[entry[0]][2][entry[1]]["question"] in seen)  # stable: order kept
@@ -210,18 +208,7 @@ def build_examples(
             span = (qa["start"] - gold.start, qa["end"] - gold.start)
             examples.append(Example(question, gold.text, span, kind))
         elif kind == "hard":
-            if a not in retrievers:
-                retriever = bm25s.BM25()
-                retriever.index(bm25s.tokenize([p.text for p in passages], show_progress=False),
-                                show_progress=False)  # fmt: skip
-                retrievers[a] = retriever
-            ranked, _ = retrievers[a].retrieve(  # type: ignore[attr-defined]
-                bm25s.tokenize([qa["question"]], show_progress=False),
-                k=min(6, len(passages)),
-                show_progress=False,
-            )
-            lowered = answer_text.lower()
-            others = [passages[j] for j in ranked[0] if lowered not in passages[j].text.lower()]
+            others = _ranked_without(retrievers, a, passages, qa["question"], answer_text, 6)
             if not others:
                 continue
             examples.append(Example(question, others[0 if rng.random() < 0.7 else -1].text, None, kind))
@@ -252,8 +239,6 @@ def build_groups(
     answer and those BM25 ranks next in its article that do not, read side by side as the answer
     function reads the retriever's best passages. A share of groups ask an altered question
     (SHARES' kinds of "not here"), so every passage of the group is a "no"."""
-    import bm25s
-
     pool = [(a, i) for a, (_, _, questions) in enumerate(articles) for i in range(len(questions))]
     rng.shuffle(pool)
     changes = {"altered": _alter, "word": _swap_word, "antonym": _oppose, "negated": _negate}
@@ -270,16 +255,7 @@ def build_groups(
         holding = [p for p in passages if p.start <= qa["start"] and qa["end"] <= p.end]
         if not holding or not answer_text.strip() or len(passages) < size:
             continue
-        if a not in retrievers:
-            retriever = bm25s.BM25()
-            retriever.index(bm25s.tokenize([p.text for p in passages], show_progress=False),
-                            show_progress=False)  # fmt: skip
-            retrievers[a] = retriever
-        ranked, _ = retrievers[a].retrieve(  # type: ignore[attr-defined]
-            bm25s.tokenize([qa["question"]], show_progress=False), k=len(passages), show_progress=False
-        )
-        lowered = answer_text.lower()
-        others = [passages[j] for j in ranked[0] if lowered not in passages[j].text.lower()]
+        others = _ranked_without(retrievers, a, passages, qa["question"], answer_text, len(passages))
         question = _garble(qa["question"], rng) if rng.random() < GARBLE_SHARE else qa["question"]
         group = sum(made.values())
         if rng.random() < altered_share:
@@ -303,6 +279,24 @@ def build_groups(
         examples.extend(members)
     print(f"groups: {made}", file=sys.stderr)
     return examples
+
+
+def _ranked_without(
+    retrievers: dict[int, object], a: int, passages: list[Passage], question: str, answer: str, k: int
+) -> list[Passage]:
+    """Article a's passages BM25 ranks best for the question (of its k best) that lack the answer text;
+    each article's BM25 index is built once, in `retrievers`."""
+    import bm25s
+
+    if a not in retrievers:
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize([p.text for p in passages], show_progress=False), show_progress=False)
+        retrievers[a] = retriever
+    ranked, _ = retrievers[a].retrieve(  # type: ignore[attr-defined]
+        bm25s.tokenize([question], show_progress=False), k=min(k, len(passages)), show_progress=False
+    )
+    lowered = answer.lower()
+    return [passages[j] for j in ranked[0] if lowered not in passages[j].text.lower()]
 
 
 def _next_kind(made: dict[str, int], wanted: dict[str, int], rng: random.Random) -> str:
