@@ -56,6 +56,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,7 +214,7 @@ def build_examples(
                 continue
             examples.append(Example(question, others[0 if rng.random() < 0.7 else -1].text, None, kind))
         elif kind in ("altered", "word", "antonym", "negated"):
-            change = {"altered": _alter, "word": _swap_word, "antonym": _oppose, "negated": _negate}[kind]
+            change = _question_changes()[kind]
             altered = change(qa["question"], article.text, gold.text, rng)
             if altered is None:
                 continue
@@ -241,7 +242,7 @@ def build_groups(
     (SHARES' kinds of "not here"), so every passage of the group is a "no"."""
     pool = [(a, i) for a, (_, _, questions) in enumerate(articles) for i in range(len(questions))]
     rng.shuffle(pool)
-    changes = {"altered": _alter, "word": _swap_word, "antonym": _oppose, "negated": _negate}
+    changes = _question_changes()
     altered_share = sum(SHARES[kind] for kind in changes)
     retrievers: dict[int, object] = {}
     examples: list[Example] = []
@@ -279,6 +280,11 @@ def build_groups(
         examples.extend(members)
     print(f"groups: {made}", file=sys.stderr)
     return examples
+
+
+def _question_changes() -> dict[str, Callable[[str, str, str, random.Random], str | None]]:
+    """The rules that make a question its own passage no longer answers, by example kind."""
+    return {"altered": _alter, "word": _swap_word, "antonym": _oppose, "negated": _negate}
 
 
 def _ranked_without(
