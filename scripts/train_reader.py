@@ -34,9 +34,9 @@ are drawn last, so the next pass reads new questions first).
 
 --group-size N reads each question with N passages of its article side by side (those holding its
 answer and those BM25 ranks next that do not) and adds a ranking loss on [CLS] across them, as the
-answer function chooses among the retriever's best passages; a share of groups ask an altered
-question, so none of their passages answers. (Tried from the shipped weights: the answer sentence
-rose, abstention fell; the model card has the figures.)
+answer function chooses among the retriever's best passages; --altered-share of the groups ask an
+altered question instead, read with its own passage, which no longer answers it. (Tried from the
+shipped weights: the answer sentence rose, abstention fell; the model card has the figures.)
 
 --data-dir (or $ARTICLEBOT_SQUAD_DIR) is the folder holding train-v1.1.json, dev-v1.1.json and
 dev-v2.0.json.
@@ -79,6 +79,7 @@ OUTPUT = ROOT / "bot" / "models" / "reader"
 # Share of each kind of example; the rest are answers.
 SHARES = {"hard": 0.15, "altered": 0.12, "word": 0.08, "antonym": 0.08, "negated": 0.06, "far": 0.03}
 GARBLE_SHARE = 0.15
+ALTERED_SHARE = 0.34  # of --group-size's groups: the SHARES of the question-changing kinds
 
 _NAME = re.compile(r"(?<![\w'’])(?:[A-Z][\w'’.-]*)(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d|(?<![\w.])\d(?![\w])")
@@ -235,15 +236,17 @@ def build_groups(
     count: int,
     size: int,
     rng: random.Random,
+    altered_share: float = ALTERED_SHARE,
 ) -> list[Example]:
     """About `count` examples in groups of `size`: one question with the passages that hold its
     answer and those BM25 ranks next in its article that do not, read side by side as the answer
-    function reads the retriever's best passages. A share of groups ask an altered question
-    (SHARES' kinds of "not here"), so every passage of the group is a "no"."""
+    function reads the retriever's best passages. `altered_share` of the groups ask an altered
+    question (SHARES' kinds of "not here"), read with its own passage alone: beside it, passages
+    that did not answer the question before it was altered would only add easy "no"s and tip the
+    balance of answers."""
     pool = [(a, i) for a, (_, _, questions) in enumerate(articles) for i in range(len(questions))]
     rng.shuffle(pool)
     changes = _question_changes()
-    altered_share = sum(SHARES[kind] for kind in changes)
     retrievers: dict[int, object] = {}
     examples: list[Example] = []
     made: dict[str, int] = {}
@@ -259,14 +262,13 @@ def build_groups(
         others = _ranked_without(retrievers, a, passages, qa["question"], answer_text, len(passages))
         question = _garble(qa["question"], rng) if rng.random() < GARBLE_SHARE else qa["question"]
         group = sum(made.values())
-        if rng.random() < altered_share:
+        if sum(made.get(kind, 0) for kind in changes) < altered_share * (group + 1):  # else the next one
             kind = rng.choices(list(changes), weights=[SHARES[k] for k in changes])[0]
             gold = rng.choice(holding)
             altered = changes[kind](qa["question"], article.text, gold.text, rng)
             if altered is None:
                 continue
             members = [Example(altered, gold.text, None, kind, group)]
-            members += [Example(altered, p.text, None, kind, group) for p in others[: size - 1]]
         else:
             kind = "answer"
             chosen = rng.sample(holding, min(2, len(holding)))
@@ -469,19 +471,24 @@ Encoded = list[tuple[PairEncoding, tuple[int, int] | None, int]]  # encoding, to
 
 
 def batches(encoded: Encoded, size: int, rng: random.Random) -> list[list[int]]:
-    """Batches of similar length (sorted within chunks of 50 batches), in a seeded order; a group's
-    examples stay together in one batch."""
+    """Batches of at most `size` examples (more only where one group is larger) and of similar
+    length (sorted within chunks of about 50 batches), in a seeded order; a group's examples stay
+    together in one batch."""
     units: dict[int | tuple[int], list[int]] = {}
     for i, (_, _, group) in enumerate(encoded):
         units.setdefault(group if group >= 0 else (i,), []).append(i)
     order = list(units.values())
-    per_batch = max(1, size // max(len(unit) for unit in order))
-    chunk = per_batch * 50
-    out = []
+    chunk = max(1, 50 * size * len(order) // len(encoded))
+    out: list[list[int]] = []
     for begin in range(0, len(order), chunk):
         part = sorted(order[begin : begin + chunk], key=lambda unit: max(len(encoded[i][0]) for i in unit))
-        for j in range(0, len(part), per_batch):
-            out.append([i for unit in part[j : j + per_batch] for i in unit])
+        batch: list[int] = []
+        for unit in part:
+            if batch and len(batch) + len(unit) > size:
+                out.append(batch)
+                batch = []
+            batch += unit
+        out.append(batch)
     rng.shuffle(out)
     return out
 
@@ -524,7 +531,7 @@ def train(args: argparse.Namespace) -> None:
 
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    grouped = f"-groups{args.group_size}" if args.group_size else ""
+    grouped = f"-groups{args.group_size}-altered{args.altered_share:g}" if args.group_size else ""
     cache = work / f"examples-{args.examples}-{args.seed}{grouped}.json"
     if cache.exists():
         examples = [Example(**e) for e in json.loads(cache.read_text())]
@@ -538,7 +545,7 @@ def train(args: argparse.Namespace) -> None:
         if args.exclude:
             seen = frozenset(e["question"] for e in json.loads(Path(args.exclude).read_text()))
         if args.group_size:
-            examples = build_groups(articles, args.examples, args.group_size, rng)
+            examples = build_groups(articles, args.examples, args.group_size, rng, args.altered_share)
         else:
             examples = build_examples(articles, args.examples, rng, seen)
         cache.write_text(json.dumps([e.__dict__ for e in examples]))
@@ -738,6 +745,12 @@ def main() -> None:
         type=int,
         default=0,
         help="read each question with this many passages of its article side by side (0: one at a time)",
+    )
+    parser.add_argument(
+        "--altered-share",
+        type=float,
+        default=ALTERED_SHARE,
+        help="share of groups that ask an altered question, read with its own passage alone",
     )
     parser.add_argument("--group-weight", type=float, default=1.0, help="weight of the group ranking loss")
     parser.add_argument("--seed", type=int, default=13)

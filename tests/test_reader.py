@@ -90,6 +90,7 @@ def test_made_up_unanswerable_questions_ask_what_their_passage_does_not_say() ->
 def test_grouped_training_reads_a_question_beside_the_passages_ranked_next_to_its_answer() -> None:
     """--group-size: a question's passages train side by side, those holding its answer marked, and
     the ranking loss is lowest when the passage that answers scores highest."""
+    import itertools
     import random
 
     import torch
@@ -104,23 +105,26 @@ def test_grouped_training_reads_a_question_beside_the_passages_ranked_next_to_it
     start = text.index("Onik Gasparian")
     question = {"question": "Who did Pashinian fire?", "start": start, "end": start + len("Onik Gasparian")}
     kinds = set()
-    for seed in range(8):
-        group = training.build_groups([(article, passages, [question])], 10, 4, random.Random(seed))
+    for seed, share in itertools.product(range(4), (0.0, 1.0)):
+        group = training.build_groups([(article, passages, [question])], 10, 4, random.Random(seed), share)
         if not group:
             continue  # an altered question that its passage could not be made to miss
-        assert len(group) == 4 and len({e.group for e in group}) == 1
+        answered = any(e.answer for e in group)
+        assert len(group) == (4 if answered else 1) and len({e.group for e in group}) == 1
         assert len({e.question for e in group}) == 1
         for e in group:
             if e.answer is not None:
                 assert e.passage[e.answer[0] : e.answer[1]] == "Onik Gasparian"
             elif e.kind == "hard":
                 assert "Onik Gasparian" not in e.passage
-        kinds.add("answer" if any(e.answer for e in group) else "altered")
+        assert answered == (share == 0.0)
+        kinds.add("answer" if answered else "altered")
     assert kinds == {"answer", "altered"}
 
     encoded = [([0] * length, None, group) for length, group in [(9, 0), (3, -1), (9, 0), (5, 1), (5, 1)]]
     plan = training.batches(encoded, 4, random.Random(0))
     assert sorted(i for batch in plan for i in batch) == list(range(5))
+    assert all(len(batch) <= 4 for batch in plan)
     assert any({0, 2} <= set(batch) for batch in plan) and any({3, 4} <= set(batch) for batch in plan)
 
     labels, groups = torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([0, 0, 0, 1])
