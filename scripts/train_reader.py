@@ -35,8 +35,8 @@ are drawn last, so the next pass reads new questions first).
 --group-size N reads each question with N passages of its article side by side (those holding its
 answer and those BM25 ranks next that do not) and adds a ranking loss on [CLS] across them, as the
 answer function chooses among the retriever's best passages; --altered-share of the groups ask an
-altered question instead, read with its own passage, which no longer answers it. (Tried from the
-shipped weights: the answer sentence rose, abstention fell; the model card has the figures.)
+altered question instead, read with its own passage, which no longer answers it. (Tried twice from
+the shipped weights: the answer sentence rose, abstention did not; the model card has the figures.)
 
 --data-dir (or $ARTICLEBOT_SQUAD_DIR) is the folder holding train-v1.1.json, dev-v1.1.json and
 dev-v2.0.json.
@@ -659,6 +659,7 @@ def export(model, output: Path, args: argparse.Namespace) -> None:  # type: igno
         "seed": args.seed,
         "init_from": args.init_from and Path(args.init_from).name,
         "group_size": args.group_size,
+        "altered_share": args.altered_share if args.group_size else None,
         "max_answer_tokens": MAX_ANSWER_TOKENS,
         "sha256": digest,
     }
