@@ -79,7 +79,8 @@ OUTPUT = ROOT / "bot" / "models" / "reader"
 # Share of each kind of example; the rest are answers.
 SHARES = {"hard": 0.15, "altered": 0.12, "word": 0.08, "antonym": 0.08, "negated": 0.06, "far": 0.03}
 GARBLE_SHARE = 0.15
-ALTERED_SHARE = 0.34  # of --group-size's groups: the SHARES of the question-changing kinds
+# Of --group-size's groups by default: as many as the pointwise mix's question-changing kinds.
+ALTERED_SHARE = round(sum(share for kind, share in SHARES.items() if kind not in ("hard", "far")), 2)
 
 _NAME = re.compile(r"(?<![\w'’])(?:[A-Z][\w'’.-]*)(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*")
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,.]*\d|(?<![\w.])\d(?![\w])")
@@ -259,7 +260,6 @@ def build_groups(
         holding = [p for p in passages if p.start <= qa["start"] and qa["end"] <= p.end]
         if not holding or not answer_text.strip() or len(passages) < size:
             continue
-        others = _ranked_without(retrievers, a, passages, qa["question"], answer_text, len(passages))
         question = _garble(qa["question"], rng) if rng.random() < GARBLE_SHARE else qa["question"]
         group = sum(made.values())
         if sum(made.get(kind, 0) for kind in changes) < altered_share * (group + 1):  # else the next one
@@ -271,6 +271,7 @@ def build_groups(
             members = [Example(altered, gold.text, None, kind, group)]
         else:
             kind = "answer"
+            others = _ranked_without(retrievers, a, passages, qa["question"], answer_text, len(passages))
             chosen = rng.sample(holding, min(2, len(holding)))
             members = [
                 Example(question, p.text, (qa["start"] - p.start, qa["end"] - p.start), kind, group)
