@@ -193,6 +193,7 @@ def build_examples(
     wanted = {kind: int(count * share) for kind, share in SHARES.items()}
     wanted["answer"] = count - sum(wanted.values())
     made = dict.fromkeys(wanted, 0)
+    changes = _question_changes()
     retrievers: dict[int, object] = {}
     examples: list[Example] = []
     for a, i in pool:
@@ -215,9 +216,8 @@ def build_examples(
             if not others:
                 continue
             examples.append(Example(question, others[0 if rng.random() < 0.7 else -1].text, None, kind))
-        elif kind in ("altered", "word", "antonym", "negated"):
-            change = _question_changes()[kind]
-            altered = change(qa["question"], article.text, gold.text, rng)
+        elif kind in changes:
+            altered = changes[kind](qa["question"], article.text, gold.text, rng)
             if altered is None:
                 continue
             examples.append(Example(altered, gold.text, None, kind))
