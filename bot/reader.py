@@ -32,7 +32,7 @@ WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 # Answer when the reader's probability is at least this: keeps 98% of SQuAD v2.0's answerable
 # questions answered (scripts/fit_threshold.py, folds grouped by article: 98.0% out of fold).
 # The only figure chosen on a dev set.
-ABSTAIN_THRESHOLD = 0.347
+ABSTAIN_THRESHOLD = 0.322
 
 
 class ReaderError(ArticlebotError):
@@ -43,8 +43,13 @@ class ReaderError(ArticlebotError):
 class Reading:
     """What the reader makes of one passage for one question."""
 
-    probability: float  # that the passage answers the question
+    logit: float  # of the probability that the passage answers the question
     span: tuple[int, int]  # the likeliest short answer: characters in the passage
+    span_score: float  # its start plus end score
+
+    @property
+    def probability(self) -> float:
+        return _sigmoid(self.logit)
 
 
 class Reader:
@@ -83,7 +88,8 @@ class Reader:
         for row, encoding in enumerate(encodings):
             first, last = best_span(starts[row], ends[row], encoding)
             begin, finish = encoding.offsets[first] or (0, 0), encoding.offsets[last] or (0, 0)
-            readings.append(Reading(_sigmoid(float(answerable[row])), (begin[0], finish[1])))
+            score = float(starts[row][first] + ends[row][last])
+            readings.append(Reading(float(answerable[row]), (begin[0], finish[1]), score))
         return readings
 
 

@@ -536,8 +536,8 @@ class PassageIndex:
             best_sentence = self._best_sentence_cosines(query_vector, candidates)
             meaning = (1 - settings.sentence_share) * dense + settings.sentence_share * best_sentence
         # Standard scores, not min-max: one outlier no longer squeezes every other candidate together.
-        combined = settings.dense_weight * _standardise(meaning)
-        combined += settings.lexical_weight * _standardise(bm25)
+        combined = settings.dense_weight * standardise(meaning)
+        combined += settings.lexical_weight * standardise(bm25)
         order = np.argsort(-combined, kind="stable")[:k]
         return [self._hit(candidates[i], float(combined[i]), float(dense[i]), float(bm25[i])) for i in order]
 
@@ -606,7 +606,7 @@ def _top(scores: np.ndarray, k: int) -> list[int]:
     return [int(row) for row in rows[np.argsort(-scores[rows], kind="stable")]]
 
 
-def _standardise(scores: np.ndarray) -> np.ndarray:
+def standardise(scores: np.ndarray) -> np.ndarray:
     """Zero mean, unit spread; all-equal scores carry no preference and become 0."""
     spread = float(np.std(scores))
     if spread < 1e-9:

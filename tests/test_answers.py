@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from bot.answer import MAX_QUESTION_CHARS, QuestionError, normalize_question
+from bot.answer import MAX_QUESTION_CHARS, SPAN_WEIGHT, QuestionError, choice_scores, normalize_question
 from bot.engine import AnswerEngine
+from bot.reader import Reading
+from index.search import Hit
+from index.split import Passage
 
 pytestmark = pytest.mark.slow
 
@@ -121,3 +125,22 @@ def test_odd_unicode_and_html_are_answered_not_crashed(engine: AnswerEngine) -> 
     for question in ["<script>alert(1)</script> who was fired?", "кто был уволен?", "ｗｈｏ was ﬁred 👀"]:
         answer = engine.ask(question)
         assert answer.passages
+
+
+def _read(logit: float, span_score: float, search_score: float) -> tuple[Reading, Hit]:
+    passage = Passage("p", "a", 0, 0, 0, 0, 1, "x")
+    return Reading(logit, (0, 1), span_score), Hit(passage, search_score, 0.0, 0.0)
+
+
+def test_the_choice_weighs_the_short_answer_and_the_search_beside_the_probability() -> None:
+    """Pure logic, beside the real reader's answers above: a passage a little less likely to
+    answer, but with a much stronger short answer and ranked higher, is the one chosen; the
+    search's scale (BM25 in the hundreds, or standardised) does not change the choice."""
+    likely, strong = _read(2.0, 1.0, 0.2), _read(1.5, 6.0, 0.9)
+    readings, hits = zip(likely, strong, strict=True)
+    assert int(np.argmax(choice_scores(readings, hits, 0.0, 0.0))) == 0
+    assert int(np.argmax(choice_scores(readings, hits))) == 1
+    scaled = [Hit(hit.passage, hit.score * 300 + 40, 0.0, 0.0) for hit in hits]
+    np.testing.assert_allclose(choice_scores(readings, scaled), choice_scores(readings, hits))
+    alone = choice_scores(readings[:1], hits[:1])  # one passage: its search score says nothing
+    assert alone[0] == pytest.approx(2.0 + SPAN_WEIGHT * 1.0)

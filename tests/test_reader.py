@@ -244,3 +244,4 @@ def test_answers_never_depend_on_reading_order(reader: Reader) -> None:
     for a, b in zip(together, alone, strict=True):
         assert a.span == b.span
         assert a.probability == pytest.approx(b.probability, abs=1e-4)
+        assert a.span_score == pytest.approx(b.span_score, abs=1e-3)

@@ -1,0 +1,44 @@
+"""scripts/fit_choice.py: the grid's accuracy follows the weights, and the dev sets are refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from bot.reader import Reading
+from index.search import Hit
+from index.split import Passage
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fit_choice.py"
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fit_choice", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fit_choice"] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_accuracy_counts_the_questions_whose_chosen_passage_is_right() -> None:
+    fit = _script()
+    passage = Passage("p", "a", 0, 0, 0, 0, 1, "x")
+    # The likelier passage holds a weak short answer and is wrong; the other is right.
+    readings = [Reading(2.0, (0, 1), 0.0), Reading(1.0, (0, 1), 8.0)]
+    hits = [Hit(passage, 0.0, 0.0, 0.0), Hit(passage, 0.0, 0.0, 0.0)]
+    reads = [fit.Read(readings, hits, np.array([False, True]))] * 3
+    assert fit.accuracy(reads, 0.0, 0.0) == 0.0
+    assert fit.accuracy(reads, 0.3, 0.0) == 1.0
+
+
+def test_the_dev_sets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    fit = _script()
+    monkeypatch.setattr(sys, "argv", ["fit_choice.py", "../shared/data/squad/dev-v1.1.json"])
+    with pytest.raises(SystemExit, match="the dev sets only measure"):
+        fit.main()
