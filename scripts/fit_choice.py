@@ -37,6 +37,7 @@ from bot.answer import (  # noqa: E402
 )
 from bot.config import Config  # noqa: E402
 from bot.reader import Reader, Reading  # noqa: E402
+from index.errors import ArticlebotError  # noqa: E402
 from index.search import Hit  # noqa: E402
 
 SPAN_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
@@ -71,7 +72,7 @@ def read_questions(file: Path, articles: slice, sample: int, cache_dir: Path | N
     reads = []
     for row, group in enumerate(questions):
         index = corpus.index_of([row])
-        for question in group:
+        for question in (q for q in group if q.answerable):
             hits = search_hits(question.text, vectors[question.id], index, config.search)
             hits = hits[:CANDIDATE_PASSAGES]
             if not hits:
@@ -109,8 +110,16 @@ def main() -> None:
         raise SystemExit("fit_choice.py: fit on the training set; the dev sets only measure")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    start, stop = (int(part) for part in args.articles.split(":"))
-    reads = read_questions(args.file, slice(start, stop), args.sample, args.cache_dir)
+    try:
+        start, stop = (int(part) for part in args.articles.split(":"))
+    except ValueError:
+        raise SystemExit(f"fit_choice.py: --articles {args.articles!r}: give start:stop") from None
+    try:
+        reads = read_questions(args.file, slice(start, stop), args.sample, args.cache_dir)
+    except ArticlebotError as error:
+        raise SystemExit(f"fit_choice.py: {error}") from None
+    if not reads:
+        raise SystemExit(f"fit_choice.py: no answerable questions in articles {args.articles}")
     grid = sorted(
         ((accuracy(reads, span, search), span, search) for span in SPAN_GRID for search in SEARCH_GRID),
         reverse=True,

@@ -37,8 +37,16 @@ def test_accuracy_counts_the_questions_whose_chosen_passage_is_right() -> None:
     assert fit.accuracy(reads, 0.3, 0.0) == 1.0
 
 
-def test_the_dev_sets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["../shared/data/squad/dev-v1.1.json"], "the dev sets only measure"),
+        (["train.json", "--articles", "ten"], "give start:stop"),
+        (["no-such-train.json"], "no-such-train.json does not exist"),
+    ],
+)
+def test_bad_input_is_one_line(monkeypatch: pytest.MonkeyPatch, arguments: list[str], message: str) -> None:
     fit = _script()
-    monkeypatch.setattr(sys, "argv", ["fit_choice.py", "../shared/data/squad/dev-v1.1.json"])
-    with pytest.raises(SystemExit, match="the dev sets only measure"):
+    monkeypatch.setattr(sys, "argv", ["fit_choice.py", *arguments])
+    with pytest.raises(SystemExit, match=message):
         fit.main()
