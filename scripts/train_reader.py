@@ -603,7 +603,10 @@ def train(args: argparse.Namespace) -> None:
             e = end_logits[positive].masked_fill(blocked, -1e4)
             span_loss = (ce(s, starts[positive]) + ce(e, ends[positive])) / (2 * len(labels))
             loss = loss + args.span_weight * span_loss * (len(labels) / max(1, int(positive.sum())))
-        if args.group_size:
+        if args.group_size and args.group_ranks == "span":
+            spans = (start_logits, end_logits, passage, starts, ends)
+            loss = loss + args.group_weight * shared_span_loss(*spans, labels, groups)
+        elif args.group_size:
             loss = loss + args.group_weight * group_loss(answerable, labels, groups)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -640,6 +643,26 @@ def group_loss(logits, labels, groups):  # type: ignore[no-untyped-def]
     return torch.stack(losses).mean() if losses else logits.sum() * 0.0
 
 
+def shared_span_loss(start_logits, end_logits, passage, starts, ends, labels, groups):  # type: ignore[no-untyped-def]
+    """The gold span's start and end, each by one softmax over every passage token of the
+    question's group ("shared normalisation", Clark and Gardner 2018), so that span scores of
+    different passages compare; groups without an answering passage add nothing."""
+    import torch
+
+    losses = []
+    for group in torch.unique(groups[groups >= 0]):
+        members = torch.nonzero(groups == group).squeeze(-1)
+        answering = members[labels[members] > 0.5]
+        if not len(answering):
+            continue
+        gold = int(answering[0])
+        position = int((members == gold).nonzero()) * start_logits.shape[1]
+        for logits, target in ((start_logits, starts[gold]), (end_logits, ends[gold])):
+            flat = logits[members].masked_fill(~passage[members], -1e4).reshape(-1)
+            losses.append(torch.logsumexp(flat, 0) - flat[position + target])
+    return torch.stack(losses).mean() if losses else start_logits.sum() * 0.0
+
+
 def export(model, output: Path, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
     """fp16 safetensors of everything but the frozen word embeddings, and the config to rebuild it."""
     from safetensors.torch import save_file
@@ -661,6 +684,7 @@ def export(model, output: Path, args: argparse.Namespace) -> None:  # type: igno
         "init_from": args.init_from and Path(args.init_from).name,
         "group_size": args.group_size,
         "altered_share": args.altered_share if args.group_size else None,
+        "group_ranks": args.group_ranks if args.group_size else None,
         "max_answer_tokens": MAX_ANSWER_TOKENS,
         "sha256": digest,
     }
@@ -755,6 +779,13 @@ def main() -> None:
         help="share of groups that ask an altered question, read with its own passage alone",
     )
     parser.add_argument("--group-weight", type=float, default=1.0, help="weight of the group ranking loss")
+    parser.add_argument(
+        "--group-ranks",
+        choices=("cls", "span"),
+        default="cls",
+        help="what the group loss ranks: the answerable logit, or the span scores by one softmax "
+        "over the group's passages (the logit then learns from its pointwise loss alone)",
+    )
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -132,6 +132,24 @@ def test_grouped_training_reads_a_question_beside_the_passages_ranked_next_to_it
     wrong = training.group_loss(torch.tensor([0.0, 3.0, 0.0, -9.0]), labels, groups)
     assert 0 < right < wrong  # group 1 holds no answer and adds nothing
 
+    # Shared normalisation: the gold start and end (row 0, tokens 2 and 3) against every passage
+    # token of the group; a strong score in the other passage of the group costs, outside it not.
+    passage = torch.tensor([[False, True, True, True]] * 3)
+    spans = torch.tensor([2, 0, 0]), torch.tensor([3, 0, 0])
+    labels, groups = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0, 0, -1])
+    gold = torch.zeros(3, 4)
+    gold[0, 2] = gold[0, 3] = 5.0
+
+    def shared(start: torch.Tensor, end: torch.Tensor) -> float:
+        return float(training.shared_span_loss(start, end, passage, *spans, labels, groups))
+
+    rival = gold.clone()
+    rival[1, 2] = 5.0  # the other passage of the group scores as high
+    stranger = gold.clone()
+    stranger[2, 2] = 5.0  # a passage of no group
+    assert shared(gold, gold) < shared(rival, gold) and shared(gold, gold) == shared(stranger, gold)
+    assert float(training.shared_span_loss(gold, gold, passage, *spans, labels * 0, groups)) == 0.0
+
 
 def test_the_reader_finds_the_short_answer_and_prefers_the_passage_that_holds_it(reader: Reader) -> None:
     readings = reader.read(QUESTION, PASSAGES)
