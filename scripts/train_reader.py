@@ -37,6 +37,9 @@ answer and those BM25 ranks next that do not) and adds a ranking loss on [CLS] a
 answer function chooses among the retriever's best passages; --altered-share of the groups ask an
 altered question instead, read with its own passage, which no longer answers it. (Tried twice from
 the shipped weights: the answer sentence rose, abstention did not; the model card has the figures.)
+With --group-ranks span the ranking loss is on the span scores instead, one softmax over all the
+group's passage tokens (shared normalisation), and [CLS] learns from its pointwise loss alone: the
+answer function chooses by span score too (bot/answer.py, choice_scores).
 
 --data-dir (or $ARTICLEBOT_SQUAD_DIR) is the folder holding train-v1.1.json, dev-v1.1.json and
 dev-v2.0.json.
