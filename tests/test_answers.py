@@ -127,7 +127,7 @@ def test_odd_unicode_and_html_are_answered_not_crashed(engine: AnswerEngine) -> 
         assert answer.passages
 
 
-def _read(logit: float, span_score: float, search_score: float) -> tuple[Reading, Hit]:
+def _reading_and_hit(logit: float, span_score: float, search_score: float) -> tuple[Reading, Hit]:
     passage = Passage("p", "a", 0, 0, 0, 0, 1, "x")
     return Reading(logit, (0, 1), span_score), Hit(passage, search_score, 0.0, 0.0)
 
@@ -136,7 +136,7 @@ def test_the_choice_weighs_the_short_answer_and_the_search_beside_the_probabilit
     """Pure logic, beside the real reader's answers above: a passage a little less likely to
     answer, but with a much stronger short answer and ranked higher, is the one chosen; the
     search's scale (BM25 in the hundreds, or standardised) does not change the choice."""
-    likely, strong = _read(2.0, 1.0, 0.2), _read(1.5, 6.0, 0.9)
+    likely, strong = _reading_and_hit(2.0, 1.0, 0.2), _reading_and_hit(1.5, 6.0, 0.9)
     readings, hits = zip(likely, strong, strict=True)
     assert int(np.argmax(choice_scores(readings, hits, 0.0, 0.0))) == 0
     assert int(np.argmax(choice_scores(readings, hits))) == 1
