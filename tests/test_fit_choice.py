@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from project_scripts import load_script
 
 from bot.reader import Reading
 from index.search import Hit
 from index.split import Passage
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fit_choice.py"
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fit_choice", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fit_choice"] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_accuracy_counts_the_questions_whose_chosen_passage_is_right() -> None:
-    fit = _script()
+    fit = load_script("fit_choice")
     passage = Passage("p", "a", 0, 0, 0, 0, 1, "x")
     # The likelier passage holds a weak short answer and is wrong; the other is right.
     readings = [Reading(2.0, (0, 1), 0.0), Reading(1.0, (0, 1), 8.0)]
@@ -46,7 +33,7 @@ def test_accuracy_counts_the_questions_whose_chosen_passage_is_right() -> None:
     ],
 )
 def test_bad_input_is_one_line(monkeypatch: pytest.MonkeyPatch, arguments: list[str], message: str) -> None:
-    fit = _script()
+    fit = load_script("fit_choice")
     monkeypatch.setattr(sys, "argv", ["fit_choice.py", *arguments])
     with pytest.raises(SystemExit, match=message):
         fit.main()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from project_scripts import load_script
 
 from bot.config import BUNDLED_ARTICLES
 from bot.engine import AnswerEngine
@@ -19,7 +17,6 @@ from index.fast_encoder import pad_batch
 
 pytestmark = pytest.mark.slow
 
-TRAINING_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_reader.py"
 QUESTION = "who was fired?"
 PASSAGES = [
     "On Thursday, Pashinian immediately fired Onik Gasparian, the chief of the military's General Staff.",
@@ -33,20 +30,11 @@ def reader() -> Reader:
     return Reader().load()
 
 
-def _training_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("train_reader", TRAINING_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_reader"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_numpy_reader_gives_torch_outputs(reader: Reader) -> None:
     """The shipped weights through the training script's torch model and through numpy agree."""
     import torch
 
-    training = _training_module()
+    training = load_script("train_reader")
     model = training.make_model("cpu")
     training.start_from(model, READER_DIR, "cpu")  # how a further training pass starts from them
     model.eval()
@@ -68,7 +56,7 @@ def test_made_up_unanswerable_questions_ask_what_their_passage_does_not_say() ->
     passage no longer answers it, and leaves it alone when it cannot."""
     import random
 
-    training = _training_module()
+    training = load_script("train_reader")
     rng = random.Random(0)
     article = (BUNDLED_ARTICLES / "armenia-2021-03-01.txt").read_text(encoding="utf-8")
     passage = next(p for p in article.split("\n\n") if "fired" in p and "chief" in p)
@@ -98,7 +86,7 @@ def test_grouped_training_reads_a_question_beside_the_passages_ranked_next_to_it
     from index.articles import Article
     from index.split import split_article
 
-    training = _training_module()
+    training = load_script("train_reader")
     text = (BUNDLED_ARTICLES / "armenia-2021-03-01.txt").read_text(encoding="utf-8")
     article = Article(id="a", path="", title="Armenia", text=text)
     _, passages = split_article(article)
