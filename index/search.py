@@ -501,15 +501,19 @@ class PassageIndex:
         query_vector: np.ndarray | None,
         k: int = 5,
         settings: SearchSettings = SearchSettings(),
+        *,
+        within: Collection[str] | None = None,
     ) -> list[Hit]:
-        """The `k` best passages for a query, best first (`settings.top_k` is the answer's, not this)."""
+        """The `k` best passages for a query, best first (`settings.top_k` is the answer's, not this);
+        with `within`, only the passages of those articles compete."""
         mode = settings.mode
-        count = len(self.passages)
+        allowed = None if within is None else self.article_passage_rows(within)
+        count = len(self.passages) if allowed is None else len(allowed)
         if count == 0 or k <= 0:
             return []
         if mode == "lexical":
             lexical = self.lexical_scores(query)
-            rows = _top(lexical, k)
+            rows = _top(lexical, k) if allowed is None else _top_of(lexical, allowed, k)
             dense = self._dense_scores(query_vector, rows)
             return [
                 self._hit(row, float(lexical[row]), float(d), float(lexical[row]))
@@ -518,7 +522,12 @@ class PassageIndex:
         if query_vector is None:
             raise ValueError(f"{mode} search needs the query's vector")
         depth = min(count, max(k, settings.candidates))
-        dense_rows = self._dense_candidates(query_vector, depth)
+        if allowed is None:
+            dense_rows = self._dense_candidates(query_vector, depth)
+        else:
+            # An article or a few: every passage is scored exactly, as the flat index would.
+            exact = self._dense_scores(query_vector, allowed)
+            dense_rows = [int(allowed[i]) for i in _top(exact, depth)]
         if mode == "dense":
             # Exact cosines of the candidates: an approximate index only proposes them.
             exact = self._dense_scores(query_vector, dense_rows)
@@ -528,7 +537,8 @@ class PassageIndex:
                 for i in np.argsort(-exact, kind="stable")[:k]
             ]
         lexical = self.lexical_scores(query)
-        candidates = list(dict.fromkeys([*dense_rows, *_top(lexical, depth)]))
+        lexical_rows = _top(lexical, depth) if allowed is None else _top_of(lexical, allowed, depth)
+        candidates = list(dict.fromkeys([*dense_rows, *lexical_rows]))
         dense = self._dense_scores(query_vector, candidates)
         bm25 = lexical[candidates]
         meaning = dense
@@ -540,6 +550,16 @@ class PassageIndex:
         combined += settings.lexical_weight * standardise(bm25)
         order = np.argsort(-combined, kind="stable")[:k]
         return [self._hit(candidates[i], float(combined[i]), float(dense[i]), float(bm25[i])) for i in order]
+
+    def article_passage_rows(self, article_ids: Collection[str]) -> np.ndarray:
+        """The global rows of these articles' live passages (an unknown id has none)."""
+        blocks = []
+        for article_id in article_ids:
+            part = self._holder.get(article_id)
+            if part is not None:
+                local = part.segment.article_rows(article_id)
+                blocks.append(part.global_passage[local.start : local.stop])
+        return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
 
     def _dense_candidates(self, query_vector: np.ndarray, depth: int) -> list[int]:
         """Each segment's best `depth` rows by its dense index, as global rows. A segment with
@@ -573,7 +593,7 @@ class PassageIndex:
         blocks = [part.live_passages(part.segment.lexical.scores_of(terms, idf)) for part in self._parts]
         return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
 
-    def _dense_scores(self, query_vector: np.ndarray | None, rows: Sequence[int]) -> np.ndarray:
+    def _dense_scores(self, query_vector: np.ndarray | None, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         if query_vector is None:
             return np.full(len(rows), np.nan, dtype=np.float32)
         return np.asarray(
@@ -604,6 +624,11 @@ def _top(scores: np.ndarray, k: int) -> list[int]:
     else:
         rows = np.argpartition(-scores, k - 1)[:k]
     return [int(row) for row in rows[np.argsort(-scores[rows], kind="stable")]]
+
+
+def _top_of(scores: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
+    """The `k` best of `rows` by `scores[rows]`, best first."""
+    return [int(rows[i]) for i in _top(scores[rows], k)]
 
 
 def standardise(scores: np.ndarray) -> np.ndarray:
