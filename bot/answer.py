@@ -10,6 +10,7 @@ matches the question best in meaning and words is chosen, and no short answer is
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import unicodedata
@@ -109,6 +110,17 @@ class Answer:
     passages: tuple[QuotedPassage, ...]
     confidence: float
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The question as the conversation made it read ("why?" → "why was Onik Gasparian fired?"),
+    # or None when it was read as asked.
+    read_as: str | None = None
+    # ANSWER: a quote answering the question; GIST: the opening of the article in focus;
+    # OVERVIEW: the articles, each with its opening sentence (`passages`, newest first).
+    kind: str = "answer"
+    # The article the answer was sought in alone (the one in focus), or None: every article.
+    focus: str | None = None
+
+
+ANSWER, GIST, OVERVIEW = "answer", "gist", "overview"
 
 
 def normalize_question(text: str) -> str:
@@ -178,10 +190,16 @@ def compose_answer(
     reader: Reader | None,
     search: SearchSettings = SearchSettings(),
     settings: AnswerSettings = AnswerSettings(),
+    *,
+    within: str | None = None,
+    exclude: Given | None = None,
 ) -> Answer:
-    """Search, read, decide whether the best reading answers, and quote it."""
+    """Search (within one article, if given), read, decide whether the best reading answers, and
+    quote it; what `exclude` holds (answers given before) is never the answer."""
     started = time.perf_counter()
-    assessment = assess(question, question_vector, index, reader, search, settings)
+    assessment = assess(
+        question, question_vector, index, reader, search, settings, within=within, exclude=exclude
+    )
     finished = time.perf_counter()
     hits, best = assessment.hits, assessment.best
     if not hits:
@@ -211,16 +229,24 @@ def assess(
     reader: Reader | None,
     search: SearchSettings = SearchSettings(),
     settings: AnswerSettings = AnswerSettings(),
+    *,
+    within: str | None = None,
+    exclude: Given | None = None,
 ) -> Assessment:
     """Search, choose the answer sentence, and rate how likely it answers the question."""
     started = time.perf_counter()
-    hits = search_hits(question, question_vector, index, search)
+    hits = search_hits(question, question_vector, index, search, within)
     searched = time.perf_counter()
     if not hits:
         return Assessment([], None, 0.0, _ms(started, searched))
     if reader is not None:
-        read, confidence = _read(question, hits[:CANDIDATE_PASSAGES], index, reader)
-        return Assessment(hits, read, confidence, _ms(started, searched), _ms(searched, time.perf_counter()))
+        read = _read(question, hits[:CANDIDATE_PASSAGES], index, reader, exclude)
+        if read is None:
+            return Assessment(hits, None, 0.0, _ms(started, searched), _ms(searched, time.perf_counter()))
+        choice, confidence = read
+        return Assessment(
+            hits, choice, confidence, _ms(started, searched), _ms(searched, time.perf_counter())
+        )
     terms = _QuestionTerms.of(question, index)
     lexical = search.mode == "lexical"
     best, cosine, overlap = _best_sentence(
@@ -232,21 +258,52 @@ def assess(
 
 
 def search_hits(
-    question: str, question_vector: np.ndarray | None, index: PassageIndex, search: SearchSettings
+    question: str,
+    question_vector: np.ndarray | None,
+    index: PassageIndex,
+    search: SearchSettings,
+    within: str | None = None,
 ) -> list[Hit]:
     """The passages an answer is chosen from (the first CANDIDATE_PASSAGES) and quoted beside it."""
     depth = max(search.top_k * 4, CANDIDATE_PASSAGES, 10)
-    return index.search(question, question_vector, k=depth, settings=search)
+    return index.search(
+        question, question_vector, k=depth, settings=search, within=None if within is None else (within,)
+    )
 
 
 def _read(
-    question: str, hits: Sequence[Hit], index: PassageIndex, reader: Reader
-) -> tuple[SentenceChoice, float]:
+    question: str,
+    hits: Sequence[Hit],
+    index: PassageIndex,
+    reader: Reader,
+    exclude: Given | None = None,
+) -> tuple[SentenceChoice, float] | None:
     """The reader's choice among the passages, the sentence holding its short answer, and the
-    probability that it answers."""
+    probability that it answers; None when every reading gives what `exclude` holds."""
     readings = reader.read(question, [hit.passage.text for hit in hits])
-    rank = int(np.argmax(choice_scores(readings, hits)))
-    return read_choice(hits[rank], readings[rank], index), readings[rank].probability
+    scores = choice_scores(readings, hits)
+    for rank in np.argsort(-scores, kind="stable"):
+        choice = read_choice(hits[rank], readings[rank], index)
+        if exclude is None or not exclude.holds(choice):
+            return choice, readings[rank].probability
+    return None
+
+
+@dataclass(frozen=True)
+class Given:
+    """Answers given before ("what else?" asks for another): their sentences, and their short
+    answers, since the same person or figure may stand in another sentence too."""
+
+    sentences: frozenset[tuple[str, int]] = frozenset()  # (article id, sentence number)
+    answers: tuple[str, ...] = ()
+
+    def holds(self, choice: SentenceChoice) -> bool:
+        if (choice.sentence.article_id, choice.sentence.index) in self.sentences:
+            return True
+        if choice.short is None:
+            return False
+        named = set(words(choice.short.text))
+        return any(named & set(words(answer)) for answer in self.answers)
 
 
 def choice_scores(
@@ -377,23 +434,24 @@ def _without_near_duplicates(leader: Hit, hits: Sequence[Hit], limit: int) -> li
 
 
 def _quote(hit: Hit, index: PassageIndex, best: SentenceChoice | None) -> QuotedPassage:
-    article = index.articles[hit.passage.article_id]
-    highlight = short = None
-    if best is not None:
-        offset = hit.passage.start
-        highlight = (best.sentence.start - offset, best.sentence.end - offset)
-        if best.short is not None:
-            short = (best.short.start - offset, best.short.end - offset)
+    quoted = quote_passage(hit.passage, index, best.sentence if best is not None else None)
+    short = None
+    if best is not None and best.short is not None:
+        short = (best.short.start - hit.passage.start, best.short.end - hit.passage.start)
+    return dataclasses.replace(quoted, score=hit.score, dense=hit.dense, lexical=hit.lexical, short=short)
+
+
+def quote_passage(passage: Passage, index: PassageIndex, highlight: Sentence | None = None) -> QuotedPassage:
+    """A passage as shown, with `highlight` (a sentence, or a run of them, of its article) marked."""
+    article = index.articles[passage.article_id]
+    span = None
+    if highlight is not None:
+        span = (
+            max(highlight.start, passage.start) - passage.start,
+            min(highlight.end, passage.end) - passage.start,
+        )
     return QuotedPassage(
-        hit.passage,
-        article.title,
-        article.date,
-        hit.score,
-        hit.dense,
-        hit.lexical,
-        highlight,
-        index.paragraph_count(article.id),
-        short,
+        passage, article.title, article.date, 0.0, 0.0, 0.0, span, index.paragraph_count(article.id)
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.answer import AnswerSettings
+from bot.conversation import ConversationSettings
 from index.articles import ARTICLE_SUFFIXES
 from index.errors import ArticlebotError
 from index.search import SearchSettings
@@ -101,6 +102,7 @@ class Config:
     # News feeds (RSS or Atom URLs) polled for new articles.
     feeds: tuple[str, ...] = ()
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
     # Where `articlebot add` saves articles when only the bundled article is configured.
     user_articles: Path = field(default_factory=lambda: default_user_articles_dir())
 
@@ -187,6 +189,7 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
     passages = _Reader(reader.get("passages", dict, {}), "passages.")
     telegram = _Reader(reader.get("telegram", dict, {}), "telegram.")
     ingest = _Reader(reader.get("ingest", dict, {}), "ingest.")
+    conversation = _Reader(reader.get("conversation", dict, {}), "conversation.")
     feeds = reader.get("feeds", list, [])
     if not all(isinstance(item, str) and item.strip() for item in feeds):
         raise ConfigError('feeds must be a list of feed URLs, e.g. feeds = ["https://example.org/rss"]')
@@ -213,9 +216,12 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
         telegram=_telegram(telegram, environ),
         feeds=tuple(dict.fromkeys(feed.strip() for feed in feeds)),
         ingest=_section(ingest, IngestSettings, ("poll_minutes", "max_articles", "allow_private")),
+        conversation=_section(
+            conversation, ConversationSettings, ("max_turns", "idle_minutes", "max_conversations")
+        ),
         user_articles=default_user_articles_dir(environ),
     )
-    for reader_ in (reader, search, answer, model, passages, telegram, ingest):
+    for reader_ in (reader, search, answer, model, passages, telegram, ingest, conversation):
         reader_.reject_unknown()
     validate(config)
     return config

@@ -14,8 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.answer import Answer, compose_answer, normalize_question
+import numpy as np
+
+from bot.answer import Answer, normalize_question
 from bot.config import Config
+from bot.conversation import Conversation
+from bot.dialogue import respond
 from bot.reader import Reader
 from bot.spelling import SpellingCorrector
 from index.articles import (
@@ -314,7 +318,15 @@ class AnswerEngine:
         return report
 
     def ask(self, question: str, top_k: int | None = None) -> Answer:
-        """Answer one question; raises QuestionError for an empty or over-long one."""
+        """Answer one question as the first of a conversation; raises QuestionError for an empty
+        or over-long one."""
+        return self.converse(question, Conversation(), top_k)[0]
+
+    def converse(
+        self, question: str, conversation: Conversation, top_k: int | None = None
+    ) -> tuple[Answer, Conversation]:
+        """Answer `question` in the light of `conversation`; the answer, and the conversation with
+        this turn added (the caller keeps it for the next question)."""
         question = normalize_question(question)
         index = self.index
         search = self.config.search
@@ -323,13 +335,22 @@ class AnswerEngine:
         started = time.perf_counter()
         # Typos mended for searching and reading; the answer still shows the question as asked.
         mended = self._spelling(index).correct(question)
-        vector = None if search.mode == "lexical" else self.query_encoder.encode([mended])[0]
-        encoded = time.perf_counter()
-        answer = compose_answer(mended, vector, index, self.reader, search, self.config.answer)
-        answer = dataclasses.replace(answer, question=question)
-        answer.timings_ms["encode"] = round((encoded - started) * 1000, 2)
+        encoding = 0.0
+
+        def encode(text: str) -> np.ndarray | None:
+            nonlocal encoding
+            if search.mode == "lexical":
+                return None
+            begun = time.perf_counter()
+            vector = self.query_encoder.encode([text])[0]
+            encoding += time.perf_counter() - begun
+            return vector
+
+        reply = respond(mended, conversation, encode, index, self.reader, search, self.config.answer)
+        answer = dataclasses.replace(reply.answer, question=question)
+        answer.timings_ms["encode"] = round(encoding * 1000, 2)
         answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
-        return answer
+        return answer, conversation.then(reply.turn, self.config.conversation.max_turns)
 
     def _spelling(self, index: PassageIndex) -> SpellingCorrector:
         """The corrector for this index's articles, made once per index."""

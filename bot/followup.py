@@ -1,0 +1,479 @@
+"""Whether a question stands alone or leans on the conversation, and what it means when it leans.
+
+Pure text rules, no model: a question is read in the light of the turn before it only when it
+cannot be read without it, so that a question which stands alone is answered exactly as if it
+were the first.
+
+- "what is this article about?", "summarize", "tl;dr": the gist, the lede of the article in focus.
+- "what happened next?", "tell me more": what the article says after the last answer.
+- "what else?", "who else was fired?": the last question again, without the answers given.
+- "why?", "when was that?": the last question with its question word swapped and its answer put in
+  ("who was fired?" → Onik Gasparian → "why was Onik Gasparian fired?").
+- "and Gasparian?", "what about the council?": the last question about someone else.
+- "what was his position?": a pronoun with nothing in the question to refer to takes the last
+  answer (or the last question's name) in its place.
+
+A follow-up is searched within the article of the answer it leans on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+from bot.conversation import Conversation, Turn
+
+
+class Kind(Enum):
+    """How a question is read."""
+
+    ALONE = "alone"  # as asked
+    FOLLOW_UP = "follow-up"  # rewritten with what it leans on
+    ELSE = "else"  # the last question again, without the answers already given
+    NEXT = "next"  # what the article says after the last answer
+    GIST = "gist"  # the lede of the article in focus, or an overview of the articles
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """What to answer: the question the search and the reader read, and where to look."""
+
+    kind: Kind
+    question: str
+    # The question after resolution, as shown to the person; None when it is read as asked.
+    read_as: str | None = None
+    # The article to answer from (the one in focus); None: every article.
+    within: str | None = None
+    # The turn it leans on.
+    previous: Turn | None = None
+
+
+def _set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_WH = _set("who whom whose what which when where why how")
+_ADJUNCT_WH = _set("when where why how")
+_AUX = _set(
+    "is are was were be been am do does did has have had will would can could shall should may might must"
+)
+_DO = _set("do does did")
+_PERSONAL = _set("he him his himself she her hers herself")
+_PLURAL = _set("they them their theirs themselves")
+_NEUTER = _set("it its")
+PRONOUNS = _PERSONAL | _PLURAL | _NEUTER
+_POSSESSIVE = _set("his hers its their theirs")
+# Pronouns that "who" binds: "who was famed for their spirit?" asks about whoever it is.
+_BOUND = _POSSESSIVE | _set("her himself herself themselves itself")
+# Words that end the phrase an answer names: "a letter accusing …", "the council of …".
+_PHRASE_ENDS = _set("who whom which that of in on at for to from by with")
+# Words after which an "it is" stands for a clause to come: "is it easier to …", "was it thought that …".
+_CLAUSE = _set("that to when from for if whether")
+# Words that are no noun: after them "her" is an object ("told her about"), not a possessive.
+_NOT_NOUN = _set(
+    "a an the about after at before by for from in into of on over to with and or but as than that "
+    "this then there when where why how who what which is was are were be do did does has have had "
+    "not never also again ever"
+)
+
+_GIST = re.compile(
+    r"(what(?:'s|’s| is| was)? (?:this|the) (?:article|story|piece|report|text|news|page)(?: (?:about|on))?"
+    r"|what(?:'s|’s| is) (?:it|this) (?:all )?about"
+    r"|what(?:'s|’s| is) (?:the )?(?:news|story|gist|headline|main point|point)"
+    r"|what(?:'s|’s| is) (?:going on|happening|new)"
+    r"|what happened"
+    r"|(?:please )?(?:summari[sz]e|sum up)(?: (?:this|the|it)(?: (?:article|story))?)?(?: for me)?"
+    r"|(?:give me )?(?:a |the )?(?:summary|gist|overview)(?: of (?:this|the|it)(?: (?:article|story))?)?"
+    r"|tl;? ?dr|tldr)",
+)
+_NEXT = re.compile(
+    r"(?:and )?(?:then )?(?:what happened (?:next|then|after(?:wards| that| this)?|later)"
+    r"|and then|then what|what next|what came next|what followed|what else happened"
+    r"|(?:please )?(?:tell me more|go on|continue|more|keep going)(?: please)?)",
+)
+_ELSE = re.compile(r"(?:and )?(what|who|where|when|which|anything|anyone|anybody|something) else\b ?(.*)")
+_BARE = re.compile(
+    r"(?:and |but |so )?"
+    r"((?:in|at|on|by|for|since|until|from|with) (?:what|which) [a-z]+"  # "in which city?", "by what score?"
+    r"|how (?:many|much|often|long|far)"
+    r"|how come|how so|why|when|where|how|who|what)"
+    r"(?: (?:exactly|so|then|not))?"
+    r"(?: (?:is|was|were|are|did|does|do|has|had|would|will) (?:that|this|it)"
+    r"(?: (?:happen|happened|occur|occurred|take place|come about|start|end))?)?",
+)
+_ELLIPSIS = re.compile(r"(?:and|what about|how about|and what about) (.+)")
+_WORD = re.compile(r"[\w’'-]+|[^\w\s]")
+
+
+def interpret(question: str, conversation: Conversation | None = None) -> Interpretation:
+    """How to read `question` after `conversation` (None or empty: it is the first question)."""
+    conversation = conversation or Conversation()
+    core = _core(question)
+    focus = conversation.focus
+    if _GIST.fullmatch(core):
+        return Interpretation(Kind.GIST, question, within=conversation.article_in_focus)
+    previous = conversation.last
+    if previous is None:
+        return Interpretation(Kind.ALONE, question, within=focus)
+    # Leaning on an answer means reading in its article; on a refusal, wherever it was asked.
+    within = previous.article_id or focus
+    if _NEXT.fullmatch(core):
+        if previous.sentence is None:
+            return Interpretation(Kind.ALONE, question, within=focus)
+        return Interpretation(Kind.NEXT, question, "what the article says next", within, previous)
+    other = _ELSE.fullmatch(core)
+    if other is not None and previous.question:
+        besides = f" (besides {previous.short})" if previous.short else ""
+        if not other.group(2):  # "what else?": the last question, in its article
+            asked = previous.question
+            return Interpretation(Kind.ELSE, asked, asked.rstrip("?") + besides + "?", within, previous)
+        # "who else was fired?" says what it asks: read as asked, the answers given left out.
+        return Interpretation(Kind.ELSE, question, question.rstrip("?") + besides + "?", focus, previous)
+    bare = _BARE.fullmatch(core)
+    if bare is not None:
+        wh = "why" if bare.group(1) in ("how come", "how so") else bare.group(1)
+        rewritten = _swap_question_word(wh, previous)
+        if rewritten is not None:
+            return Interpretation(Kind.FOLLOW_UP, rewritten, rewritten, within, previous)
+    ellipsis = _ELLIPSIS.fullmatch(core)
+    if ellipsis is not None and previous.question and _is_phrase(ellipsis.group(1)):
+        rewritten = _about_someone_else(previous.question, _restore_case(ellipsis.group(1), question))
+        if rewritten is not None:
+            # "and his father?" after "where was Tesla born?": the pronoun still means Tesla.
+            rewritten = _resolve_pronouns(rewritten, previous) or rewritten
+            return Interpretation(Kind.FOLLOW_UP, rewritten, rewritten, within, previous)
+    if core.startswith("and ") and _WH & set(core.split()[1:2]):
+        question = _sentence_case(question.split(maxsplit=1)[1])  # "and who was appointed?"
+    resolved = _resolve_pronouns(question, previous)
+    if resolved is not None:
+        return Interpretation(Kind.FOLLOW_UP, resolved, resolved, within, previous)
+    return Interpretation(Kind.ALONE, question, within=focus)
+
+
+# Reading the question -----------------------------------------------------------------------------
+
+
+def _core(question: str) -> str:
+    """The question lower-cased, without end punctuation, quotes or extra spaces."""
+    text = question.lower().replace("’", "'").strip()
+    text = re.sub(r"[\"“”]", "", text)
+    text = re.sub(r"[?!.\s,;:]+$", "", text)
+    text = re.sub(r"^(?:ok(?:ay)?|so|well|hmm+|thanks|thank you)[, ]+", "", text)
+    return re.sub(r"\s+", " ", text)
+
+
+def _tokens(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _restore_case(lowered: str, original: str) -> str:
+    """`lowered` (a piece of `_core(original)`) as `original` spells it."""
+    at = original.lower().replace("’", "'").find(lowered)
+    return original[at : at + len(lowered)] if at >= 0 else lowered
+
+
+@lru_cache(maxsize=4096)
+def _lemmas(word: str) -> dict[str, tuple[str, ...]]:
+    import lemminflect
+
+    return dict(lemminflect.getAllLemmas(word))
+
+
+def _is_name(text: str) -> bool:
+    """A proper name or title: capitalised words, short, no figures ("Onik Gasparian", "My Step")."""
+    words = text.split()
+    return (
+        0 < len(words) <= 6
+        and words[0][:1].isupper()
+        and not any(char.isdigit() for char in text)
+        and all(w[:1].isupper() or w.lower() in {"of", "the", "and", "de", "for"} for w in words)
+    )
+
+
+def _noun_like(token: str, first: bool) -> bool:
+    """Could this word be what a pronoun after it refers to: a name or a noun?"""
+    lower = token.lower()
+    if lower in _WH or lower in _AUX or lower in _NOT_NOUN or not token[:1].isalpha():
+        return False
+    if token[:1].isupper() and not first and lower != "i":
+        return True
+    lemmas = _lemmas(lower)
+    return not lemmas or "NOUN" in lemmas or "PROPN" in lemmas
+
+
+def _antecedent(token: str, first: bool) -> bool:
+    """Could a pronoun after this word refer to it: a name, or a noun that is no adjective ("how
+    old is he?" has none)?"""
+    return _noun_like(token, first) and (token[:1].isupper() or "ADJ" not in _lemmas(token.lower()))
+
+
+def _names(text: str, skip_first: bool = True) -> list[str]:
+    """Runs of capitalised words in `text` (its first word only when `skip_first` is off)."""
+    tokens = _tokens(text)
+    runs: list[list[str]] = []
+    current: list[str] = []
+    for position, token in enumerate(tokens):
+        capital = token[:1].isupper() and token.lower() not in _WH and token.lower() not in _AUX
+        joins = bool(current) and token.lower() in {"of", "de"} and position + 1 < len(tokens)
+        if (capital and not (skip_first and position == 0) and token != "I") or joins:
+            owner = re.sub(r"['’]s?$", "", token)
+            current.append(owner)
+            if owner != token:  # "Tesla's father": the name ends at its owner
+                runs.append(current)
+                current = []
+        else:
+            if current:
+                runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    return [" ".join(run).removesuffix(" of").removesuffix(" de") for run in runs]
+
+
+# Rewriting ------------------------------------------------------------------------------------
+
+
+def _swap_question_word(wh: str, previous: Turn) -> str | None:
+    """The previous question with `wh` for its question word, its answer put in where it stood:
+    "who was fired?" + Onik Gasparian + "why" → "why was Onik Gasparian fired?"."""
+    if not previous.question:
+        if previous.sentence_text is None:
+            return None
+        return f"{_sentence_case(wh)} {_uncapitalised(previous.sentence_text.rstrip('.!?'))}?"
+    text = previous.question.rstrip(" ?!.")
+    tokens = [match for match in _WORD.finditer(text) if match.group() not in "?!."]
+    words = [match.group() for match in tokens]
+    if not words or words[0].lower() not in _WH:
+        return _sentence_case(f"{wh} {_uncapitalised(text)}?")
+
+    def rest(at: int) -> str:
+        """The previous question from its `at`-th word on."""
+        return text[tokens[at].start() :] if at < len(tokens) else ""
+
+    asked = words[0].lower()
+    at = 1
+    # "which city", "what position", "how many seats": the question word's noun goes with it.
+    while (
+        at < len(words)
+        and asked not in _ADJUNCT_WH
+        and words[at].lower() not in _AUX
+        and _noun_like(words[at], False)
+    ):
+        at += 1
+    if (
+        asked == "how"
+        and at < len(words)
+        and words[at].lower() in {"many", "much", "long", "old", "far", "often"}
+    ):
+        at += 2 if words[at].lower() in {"many", "much"} else 1
+        asked = "how many"  # an amount: its answer goes in like a subject's or object's
+    answer = previous.short
+    if asked in _ADJUNCT_WH or not answer:
+        if asked == wh:
+            return None  # "when?" after a when-question: nothing to read differently
+        rewritten = f"{wh} {rest(at)}"
+    elif at >= len(words):
+        return None
+    elif words[at].lower() in _AUX and not _verb_follows(words, at):
+        # The answer was the object: "who did Pashinian fire?" → "why did Pashinian fire Gasparian?"
+        verb = next((i for i in range(at + 1, len(words)) if _can_be_verb(words[i])), len(words) - 1)
+        rewritten = f"{wh} {text[tokens[at].start() : tokens[verb].end()]} {answer} {rest(verb + 1)}"
+    elif words[at].lower() in _AUX:
+        # The answer was the subject: "who was fired?" → "why was Onik Gasparian fired?"
+        rewritten = f"{wh} {words[at]} {answer} {rest(at + 1)}"
+    elif (verb_form := _base_form(words[at])) is not None:
+        # "who mocked the prime minister?" → "why did Tiran Khachatrian mock the prime minister?"
+        auxiliary = "does" if words[at].lower().endswith("s") else "did"
+        rewritten = f"{wh} {auxiliary} {answer} {verb_form} {rest(at + 1)}"
+    else:
+        rewritten = f"{wh} {answer} {rest(at)}"
+    return _sentence_case(" ".join(rewritten.split()) + "?")
+
+
+def _can_be_verb(word: str) -> bool:
+    return word[:1].islower() and "VERB" in _lemmas(word.lower())
+
+
+def _verb_follows(words: list[str], at: int) -> bool:
+    """Whether the auxiliary at `at` is followed by its verb ("was fired") rather than by a subject
+    ("did Pashinian fire", "will the city run")."""
+    following = words[at + 1] if at + 1 < len(words) else ""
+    return _can_be_verb(following) and following.lower() not in _NOT_NOUN
+
+
+def _base_form(word: str) -> str | None:
+    """The verb's base form when `word` is an inflected verb ("mocked" → "mock"), else None."""
+    lemmas = _lemmas(word.lower())
+    verbs = lemmas.get("VERB")
+    if not verbs or verbs[0] == word.lower():
+        return None
+    return verbs[0]
+
+
+def _uncapitalised(text: str) -> str:
+    """A sentence's first word lower-cased unless it is a name."""
+    first, _, rest = text.partition(" ")
+    if first[:1].isupper() and _lemmas(first.lower()) and first.lower() not in {"i"}:
+        first = first.lower()
+    return f"{first} {rest}".strip()
+
+
+def _is_phrase(text: str) -> bool:
+    """A few words naming someone or something ("the Broncos", "his mother"), not a clause."""
+    words = text.split()
+    return len(words) <= 5 and not any(
+        word in _WH or word in _AUX or set(_lemmas(word)) == {"VERB"} for word in words
+    )
+
+
+def _about_someone_else(question: str, other: str) -> str | None:
+    """The question with its last name (or "the …" phrase) replaced by `other`."""
+    names = _names(question)
+    found = re.findall(r"\b(?:the|a|an) [a-z][\w-]*(?: [a-z][\w-]*)?", question)
+    found = [f for f in found if _noun_like(f.split()[-1], False)]
+    target = names[-1] if names else found[-1] if found else _subject(question)
+    # "and his mother?" after "what did Tesla's father do?": one possessive for another.
+    owned = re.findall(r"\b(?:[A-Z][\w-]* )*[A-Z][\w-]*['’]s? [a-z][\w-]*", question)
+    if owned and re.match(r"(?:his|her|its|their|\S+['’]s?) ", other, re.IGNORECASE):
+        target = owned[-1]
+    if target is None:
+        return None
+    at = question.rfind(target)
+    before = question[:at]
+    if re.match(r"(?:the|a|an) ", other, re.IGNORECASE):
+        before = re.sub(r"\b(?:the|a|an) $", "", before, flags=re.IGNORECASE)  # not "the the Broncos"
+    return before + other + question[at + len(target) :]
+
+
+def _subject(question: str) -> str | None:
+    """The nouns between a question's auxiliary and its verb: "what are [opposition supporters]
+    expected to do?"."""
+    tokens = _tokens(question)
+    if len(tokens) < 3 or tokens[0].lower() not in _WH or tokens[1].lower() not in _AUX:
+        return None
+    subject = []
+    for token in tokens[2:]:
+        lemmas = _lemmas(token.lower())
+        if not _noun_like(token, False) or (lemmas and set(lemmas) <= {"VERB", "AUX", "ADJ"}):
+            break
+        subject.append(token)
+    return " ".join(subject) or None
+
+
+def _resolve_pronouns(question: str, previous: Turn) -> str | None:
+    """The question with each pronoun that refers outside it replaced by what it refers to; None
+    when there is none, or when the question names someone a pronoun may refer to."""
+    tokens = list(_WORD.finditer(question))
+    words = [match.group() for match in tokens]
+    pieces: list[str] = []
+    done = 0
+    for position, match in enumerate(tokens):
+        lower = match.group().lower()
+        if lower not in PRONOUNS:
+            continue
+        if any(_antecedent(word, i == 0) for i, word in enumerate(words[:position])):
+            return None  # "what did Tesla do with his money?": the question says whose
+        if not _refers_outside(words, position):
+            continue
+        referent = _referent(previous, lower)
+        if referent is None:
+            return None
+        following = words[position + 1].lower() if position + 1 < len(words) else ""
+        possessive = lower in _POSSESSIVE or (
+            lower == "her" and following.isalpha() and following not in _NOT_NOUN
+        )
+        pieces += [question[done : match.start()], _possessive(referent) if possessive else referent]
+        done = match.end()
+    if not pieces:
+        return None
+    return _sentence_case("".join([*pieces, question[done:]]))
+
+
+def _refers_outside(words: list[str], position: int) -> bool:
+    """Whether the pronoun at `position` refers to something outside the question: not one bound
+    by "who" ("who was famed for their spirit?") and not an "it" that stands for nothing ("what is it
+    called when …", "is it easier to …")."""
+    lower = words[position].lower()
+    if words[0].lower() == "who" and lower in _BOUND and (len(words) < 2 or words[1].lower() not in _DO):
+        return False
+    if lower != "it":
+        return True
+    if position == 0:
+        return False
+    after = {word.lower() for word in words[position + 1 :]}
+    if words[position - 1].lower() in {"is", "was", "are", "were", "be", "been"} and after & _CLAUSE:
+        return False
+    return words[position + 1 : position + 2] not in (["mean"], ["means"], ["take"], ["takes"])
+
+
+def _referent(previous: Turn, pronoun: str) -> str | None:
+    """Who or what a pronoun most likely means after `previous`: its answer when the question asked
+    for someone or something (for "he" and "she", a name); else what its question was about."""
+    asked = _core(previous.question or "").split()[:1]
+    short = _head(previous.short) if previous.short else None
+    # After "where was Tesla born?" the answer is a place and "his" means Tesla; after "when?" a date.
+    names_someone = not asked or asked[0] in {"who", "whom", "whose"}
+    names_something = names_someone or asked[0] in {"what", "which"}
+    if short and pronoun in _PERSONAL and names_someone and _is_name(short):
+        return _without_title(short)
+    if short and pronoun not in _PERSONAL and names_something:
+        return short
+    if previous.question:
+        found = _names(previous.question) if pronoun in _PERSONAL else _things(previous.question, pronoun)
+        if found:
+            return _without_title(found[0])
+    if previous.sentence_text:
+        names = _names(previous.sentence_text)
+        if names:
+            return _without_title(names[0])
+    return None
+
+
+def _head(answer: str) -> str:
+    """An answer cut to the phrase that names it: "a letter accusing Pashinian of …" → "a letter"."""
+    kept: list[str] = []
+    for word in answer.strip(" .,;:").split():
+        bare = word.rstrip(",;:")
+        if kept and (
+            bare.lower() in _PHRASE_ENDS or set(_lemmas(bare.lower())) == {"VERB"} or len(kept) == 6
+        ):
+            break
+        kept.append(bare)
+        if bare != word:
+            break  # "Tiran Khachatrian, the first deputy chief": the name ends at the comma
+    return " ".join(kept)
+
+
+def _things(question: str, pronoun: str) -> list[str]:
+    """What "it" or "they" may mean in a question: its names, then its "the …" phrases, those in the
+    plural first for "they"."""
+    names = [f"the {name}" if f"the {name}" in question else name for name in _names(question)]
+    phrases = names + re.findall(r"\b(?:the|a|an|its|their) [a-z][\w-]*(?: [a-z][\w-]*)?", question)
+    phrases = [" ".join(p.split()[:-1]) if not _noun_like(p.split()[-1], False) else p for p in phrases]
+    phrases = [p for p in phrases if len(p.split()) > 1 or p[:1].isupper()]
+    if pronoun in _PLURAL:
+        phrases.sort(key=lambda phrase: not phrase.endswith("s"))
+    return phrases
+
+
+def _without_title(name: str) -> str:
+    """ "President Armen Sarkisian" → "Armen Sarkisian": "what is his title?" then asks about the
+    person, not about words the question already holds. Only when a proper name is left."""
+    words = name.split()
+    for cut in range(1, len(words)):
+        rest = words[cut:]
+        if _lemmas(words[cut - 1].lower()) and all(not _lemmas(w.lower()) for w in rest):
+            return " ".join(rest)
+        if not _lemmas(words[cut - 1].lower()):
+            break
+    return name
+
+
+def _possessive(name: str) -> str:
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
