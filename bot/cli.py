@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("question", help="the question, or - to read questions from standard input")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
+    ask.add_argument(
+        "--conversation",
+        action="store_true",
+        help="with -: the lines are one conversation, each question read in the light of those before "
+        "it; an empty line starts a new one",
+    )
 
     commands.add_parser("console", parents=[common], help="ask questions interactively (the default)")
 
@@ -198,32 +204,43 @@ def _index(args: argparse.Namespace, config: Config) -> int:
 def _ask(args: argparse.Namespace, config: Config) -> int:
     from bot.render import answer_to_json, render_text
 
+    if args.conversation and args.question != "-":
+        raise ArticlebotError("--conversation reads its questions from standard input: ask - --conversation")
     engine = make_engine(config)
     if args.question == "-":
-        return _ask_batch(engine, as_json=args.json)
+        return _ask_batch(engine, as_json=args.json, conversation=args.conversation)
     answer = engine.ask(args.question)
     if args.json:
         _print_json(answer_to_json(answer))
     else:
-        print(render_text(answer))
+        print(render_text(answer, len(engine.index.articles)))
     return EXIT_OK
 
 
-def _ask_batch(engine: AnswerEngine, *, as_json: bool) -> int:
+def _ask_batch(engine: AnswerEngine, *, as_json: bool, conversation: bool = False) -> int:
     """One question per line of standard input, read as UTF-8 whatever the locale. With `--json`,
     exactly one object per line, in order: `{"question": …, "error": …}` for a line that cannot be
-    answered, so output lines always match input lines."""
+    answered, so output lines always match input lines. With `conversation`, the lines are one
+    conversation, and an empty line (which gets no object) starts a new one."""
     from bot.answer import QuestionError
+    from bot.conversation import Conversation
     from bot.render import answer_to_json, render_text
 
     status = EXIT_OK
+    held = Conversation()
     for number, raw in enumerate(sys.stdin.buffer, start=1):
         question = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if conversation and not question.strip():
+            held = Conversation()
+            continue
         if not as_json and not question.strip():
             continue  # a blank line between questions; the JSON stream answers it, to keep lines in step
         try:
             raw.decode("utf-8")
-            answer = engine.ask(question)
+            if conversation:
+                answer, held = engine.converse(question, held)
+            else:
+                answer = engine.ask(question)
         except UnicodeDecodeError:
             error = "the line is not valid UTF-8"
         except QuestionError as refused:
@@ -232,7 +249,7 @@ def _ask_batch(engine: AnswerEngine, *, as_json: bool) -> int:
             if as_json:
                 _print_json(answer_to_json(answer))
             else:
-                print(render_text(answer), flush=True)
+                print(render_text(answer, len(engine.index.articles)), flush=True)
             continue
         status = EXIT_ERROR
         if as_json:

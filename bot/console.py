@@ -11,24 +11,31 @@ from rich.console import Console
 from rich.text import Text
 
 from bot.answer import Answer
+from bot.conversation import Conversation
 from bot.engine import AnswerEngine
-from bot.render import WIDTH, quote, render_rich
+from bot.render import IN_FOCUS, WIDTH, quote, render_rich
 from index.errors import ArticlebotError
 
-HELP = """Ask a question about the article in your own words, e.g. "who was fired?".
+HELP = """Ask a question about the article in your own words, e.g. "who was fired?". Follow-ups
+such as "why?" or "what was his position?" are read in the light of the last answer.
   :more     show further passages for the last question
-  :sources  list the articles loaded
+  :sources  list the articles loaded, numbered
+  :use N    ask about article N alone (:use all: every article again)
+  :new      start a new conversation
   :help     show this help
   :quit     leave (Ctrl-D and Ctrl-C leave too)"""
 
 
 class ConsoleSession:
-    """The state of one console: the last question and how many of its passages were shown."""
+    """The state of one console: the conversation, and the last question's passages shown."""
 
     def __init__(self, engine: AnswerEngine, console: Console) -> None:
         self.engine = engine
         self.console = console
+        self.conversation = Conversation()
+        # The last question and the conversation it was asked in, for :more.
         self.last_question: str | None = None
+        self.asked_in = Conversation()
         self.shown = 0
 
     @property
@@ -48,6 +55,11 @@ class ConsoleSession:
             self.sources()
         elif command == ":more":
             self.more()
+        elif command == ":new":
+            self.conversation = Conversation()
+            self.console.print("a new conversation: nothing asked before is leaned on", style="dim")
+        elif command.split()[0] == ":use":
+            self.use(command.split()[1:])
         elif command.startswith(":"):
             self.console.print(f"unknown command {command}: type :help for the list", style="red")
         else:
@@ -55,17 +67,18 @@ class ConsoleSession:
         return True
 
     def ask(self, question: str) -> None:
-        answer = self.engine.ask(question)
-        self.last_question = answer.question
+        asked_in = self.conversation
+        answer, self.conversation = self.engine.converse(question, asked_in)
+        self.last_question, self.asked_in = answer.question, asked_in
         self.shown = len(answer.passages)
-        self.console.print(render_rich(answer, width=self.width))
+        self.console.print(render_rich(answer, width=self.width, articles=len(self.engine.index.articles)))
 
     def more(self) -> None:
         if self.last_question is None:
             self.console.print("ask a question first; :more then shows further passages", style="yellow")
             return
         more = self.shown + self.engine.config.search.top_k
-        answer: Answer = self.engine.ask(self.last_question, top_k=more)
+        answer: Answer = self.engine.converse(self.last_question, self.asked_in, top_k=more)[0]
         further = answer.passages[self.shown :]
         if not further:
             self.console.print("no further passages", style="yellow")
@@ -76,11 +89,39 @@ class ConsoleSession:
 
     def sources(self) -> None:
         index = self.engine.index
-        for article in index.articles.values():
+        focus = self.conversation.focus
+        for number, article in enumerate(index.articles.values(), start=1):
             passages = index.passage_counts[article.id]
-            line = Text(f"• {article.title}", style="bold")
+            line = Text(f"{number}. {article.title}", style="bold")
             line.append(f"  {article.date or 'undated'} · {passages} passages · {article.path}", style="dim")
+            if article.id == focus:
+                line.append(f" · {IN_FOCUS}", style="bold yellow")
             self.console.print(line)
+
+    def use(self, arguments: list[str]) -> None:
+        """`:use N` asks about the Nth article of :sources alone; `:use all` about every one."""
+        articles = list(self.engine.index.articles.values())
+        if arguments == ["all"]:
+            self.conversation = self.conversation.focused(None)
+            self.console.print(f"asking about every article ({len(articles)})", style="dim")
+            return
+        if len(arguments) != 1 or not arguments[0].isascii() or not arguments[0].isdigit():
+            self.console.print(
+                f"say which article: :use N (1 to {len(articles)}, as :sources lists them) or :use all",
+                style="yellow",
+            )
+            return
+        number = int(arguments[0])
+        if not 1 <= number <= len(articles):
+            self.console.print(
+                f"there is no article {number}: :sources lists 1 to {len(articles)}", style="yellow"
+            )
+            return
+        article = articles[number - 1]
+        self.conversation = self.conversation.focused(article.id)
+        self.console.print(
+            f"asking about “{article.title}” alone; :use all to ask about every article", style="dim"
+        )
 
 
 def run_console(engine: AnswerEngine, console: Console | None = None) -> int:

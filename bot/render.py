@@ -7,10 +7,13 @@ from typing import Any
 from rich.console import Console, Group
 from rich.text import Text
 
-from bot.answer import Answer, QuotedPassage
+from bot.answer import OVERVIEW, Answer, QuotedPassage
 
 NO_ANSWER = "The article does not seem to answer that."
 NOTHING_INDEXED = "There is nothing indexed to answer from."
+# Said on a source line when the answer was sought in that article alone (the one in focus).
+IN_FOCUS = "in focus"
+OVERVIEW_HEADING = "{count} articles, newest first; each opens:"
 HIGHLIGHT_STYLE = "bold yellow"
 SHORT_STYLE = "bold green"
 WIDTH = 92
@@ -35,31 +38,40 @@ def where_in_article(
     return " · ".join([title, *([date] if date else []), where])
 
 
-def source_line(quoted: QuotedPassage, paragraph: int | None = None) -> str:
-    """Where a passage (or the sentence in it) stands, its title shortened for a terminal line."""
-    return where_in_article(
+def source_line(quoted: QuotedPassage, paragraph: int | None = None, *, in_focus: bool = False) -> str:
+    """Where a passage (or the sentence in it) stands, its title shortened for a terminal line;
+    `in_focus`: the answer was sought in this article alone."""
+    where = where_in_article(
         shorten(quoted.title, TITLE_CHARS),
         quoted.date,
         paragraph or quoted.paragraph,
         paragraph_count=quoted.paragraph_count,
     )
+    return f"{where} · {IN_FOCUS}" if in_focus else where
 
 
-def render_rich(answer: Answer, *, marks: bool = False, width: int = WIDTH) -> Group:
+def render_rich(answer: Answer, *, marks: bool = False, width: int = WIDTH, articles: int = 1) -> Group:
     """Answer sentence, the quoted passage with that sentence highlighted, and its source.
 
-    With `marks`, the highlight is also drawn as » « so that it survives without colour.
+    With `marks`, the highlight is also drawn as » « so that it survives without colour. With
+    several `articles`, a source line says when the answer was sought in its article alone.
     """
     if not answer.passages:
         return Group(Text(NOTHING_INDEXED))
     best, *others = answer.passages
     parts: list[Text] = []
-    if answer.answered and answer.sentence is not None:
+    if answer.read_as:
+        parts.append(Text(f"(read as: {answer.read_as})", style="dim italic"))
+    in_focus = articles > 1 and answer.focus is not None and best.passage.article_id == answer.focus
+    if answer.kind == OVERVIEW:
+        parts.append(Text(OVERVIEW_HEADING.format(count=len(answer.passages)), style="dim"))
+        parts += [quote(quoted, marks=marks, width=width) for quoted in answer.passages]
+    elif answer.answered and answer.sentence is not None:
         paragraph = answer.sentence.sentence.paragraph
         parts += [
             answer_line(answer, marks=marks),
             Text(),
-            quote(best, marks=marks, paragraph=paragraph, width=width),
+            quote(best, marks=marks, paragraph=paragraph, width=width, in_focus=in_focus),
         ]
         if others:
             parts.append(Text("Also in the article:", style="dim"))
@@ -84,16 +96,21 @@ def answer_line(answer: Answer, *, marks: bool = False) -> Text:
     return text.append(sentence.text[end:])
 
 
-def render_text(answer: Answer) -> str:
+def render_text(answer: Answer, articles: int = 1) -> str:
     """`render_rich` as plain text, the answer sentence marked with » «."""
     console = Console(width=WIDTH, no_color=True, highlight=False, force_terminal=False)
     with console.capture() as capture:
-        console.print(render_rich(answer, marks=True))
+        console.print(render_rich(answer, marks=True, articles=articles))
     return capture.get().rstrip()
 
 
 def quote(
-    quoted: QuotedPassage, *, marks: bool = False, paragraph: int | None = None, width: int = WIDTH
+    quoted: QuotedPassage,
+    *,
+    marks: bool = False,
+    paragraph: int | None = None,
+    width: int = WIDTH,
+    in_focus: bool = False,
 ) -> Text:
     """A passage behind a bar, its highlight styled, and its source line under it."""
     text = Text()
@@ -119,7 +136,7 @@ def quote(
         body.append("│ " if line.plain else "│", style="dim")
         body.append(line)
         body.append("\n")
-    body.append(f"— {source_line(quoted, paragraph)}\n", style="italic dim")
+    body.append(f"— {source_line(quoted, paragraph, in_focus=in_focus)}\n", style="italic dim")
     return body
 
 
@@ -136,6 +153,9 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
     sentence = answer.sentence
     return {
         "question": answer.question,
+        "read_as": answer.read_as,
+        "kind": answer.kind,
+        "focus": answer.focus,
         "answered": answer.answered,
         "answer": None
         if sentence is None

@@ -133,8 +133,24 @@ def utf16_length(text: str) -> int:
 
 def parse_telegram_html(text: str) -> str:
     """The visible text of Telegram HTML, or ApiError for what Telegram's parser refuses."""
+    return parse_telegram_html_entities(text)[0]
+
+
+# The entity each tag becomes in a sent message (links need their URL: left out here).
+_ENTITY_TYPES = {
+    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
+    "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough", "code": "code",
+    "pre": "pre", "blockquote": "blockquote", "tg-spoiler": "spoiler",
+}  # fmt: skip
+
+
+def parse_telegram_html_entities(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The visible text and its formatting entities (offsets in UTF-16 units, ordered by offset as
+    Telegram orders them), or ApiError for what Telegram's parser refuses."""
     out: list[str] = []
     stack: list[str] = []
+    opened: list[int] = []  # where each open element began, in UTF-16 units
+    entities: list[dict[str, Any]] = []
     position = 0
     while position < len(text):
         char = text[position]
@@ -155,10 +171,14 @@ def parse_telegram_html(text: str) -> str:
                         else f"can't parse entities: Unmatched end tag at byte offset {position}"
                     )
                 stack.pop()
+                begun, now = opened.pop(), utf16_length("".join(out))
+                if name in _ENTITY_TYPES and now > begun:
+                    entities.append({"type": _ENTITY_TYPES[name], "offset": begun, "length": now - begun})
             else:
                 if name == "blockquote" and "blockquote" in stack:
                     raise bad_request("can't parse entities: Blockquote entities can't be nested")
                 stack.append(name)
+                opened.append(utf16_length("".join(out)))
             position = match.end()
         elif char == "&":
             match = _ENTITY.match(text, position)
@@ -175,7 +195,7 @@ def parse_telegram_html(text: str) -> str:
         raise bad_request(
             f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1]}\""
         )
-    return "".join(out)
+    return "".join(out), sorted(entities, key=lambda entity: entity["offset"])
 
 
 class FakeBotApi:
@@ -548,6 +568,9 @@ class FakeBotApi:
             "from": self.bot_user,
             "text": plain,
         }
+        entities = _formatting(html, params.get("parse_mode"))
+        if entities:
+            message["entities"] = entities
         if markup is not None:
             message["reply_markup"] = markup
         chat.next_message_id += 1
@@ -575,6 +598,10 @@ class FakeBotApi:
                 "the same as a current content and reply markup of the message"
             )
         stored.update(text=plain, _html=html, edit_date=int(time.time()))
+        stored.pop("entities", None)
+        entities = _formatting(html, params.get("parse_mode"))
+        if entities:
+            stored["entities"] = entities
         if markup is None:
             stored.pop("reply_markup", None)
         else:
@@ -648,6 +675,13 @@ def _text(params: dict[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise bad_request("message text is empty")
     return value
+
+
+def _formatting(text: str, parse_mode: Any) -> list[dict[str, Any]]:
+    """The entities a sent message carries (after `_visible_text` has checked the text)."""
+    if parse_mode is None or str(parse_mode).upper() != "HTML":
+        return []
+    return parse_telegram_html_entities(text)[1]
 
 
 def _visible_text(text: str, parse_mode: Any) -> str:

@@ -25,6 +25,7 @@ from telegram.ext import (
 
 from bot import redact
 from bot.config import Config, TelegramSettings
+from bot.conversation import Conversations
 from bot.engine import AnswerEngine
 from bot.telegram import handlers
 from bot.telegram.limits import RequestLimiter
@@ -78,6 +79,7 @@ def build_application(
             engine=loaded,
             settings=settings,
             limiter=RequestLimiter(settings.questions_per_minute),
+            conversations=Conversations(config.conversation),
         )
         if config.feeds and application.job_queue is not None:
             application.job_queue.run_repeating(

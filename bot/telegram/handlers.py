@@ -25,20 +25,24 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from bot.answer import MAX_QUESTION_CHARS, Answer, QuestionError
 from bot.config import BUNDLED_ARTICLES
 from bot.engine import Ingest
-from bot.render import shorten, where_in_article
+from bot.render import IN_FOCUS, shorten, where_in_article
 from bot.telegram.context import context_html, passages_html
 from bot.telegram.html import MAX_MESSAGE_LENGTH, NO_ANSWER, format_answer, format_passage, split_message
 from bot.telegram.keyboards import (
     MORE_CONTEXT,
     ContextRequest,
+    FocusRequest,
     OtherPassagesRequest,
     answer_keyboard,
+    article_ref,
+    focus_keyboard,
     parse_callback_data,
     passage_ref,
     without_button,
 )
 from bot.telegram.limits import Verdict
 from bot.telegram.services import SERVICES, BotServices
+from bot.telegram.threads import conversation_for, person_key, remember
 from index.articles import ARTICLE_SUFFIXES as DOCUMENT_SUFFIXES
 from index.errors import ArticlebotError
 from index.ingest import ADDED, UPDATED
@@ -60,6 +64,8 @@ BUNDLED_EXAMPLES = (
 GENERIC_EXAMPLES = ("Who is the article about?", "What happened?", "Where did it happen?")
 INLINE_RESULTS = 5
 INLINE_CACHE_SECONDS = 30
+# A /sources button's label: Telegram shows a short line.
+FOCUS_LABEL_CHARS = 40
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
 REFUSAL = "Sorry, this bot only answers the people and chats it was set up for."
 # A message that is one web address and nothing else.
@@ -115,18 +121,62 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 async def sources(update: Update, context: Context) -> None:
-    """The articles loaded, numbered (for /remove), with dates and passage counts."""
+    """The articles loaded, numbered (for /remove), with dates and passage counts, and a button
+    each to ask about that article alone."""
     service = services(context)
     index = service.engine.index
     counts = index.passage_counts
+    message = update.effective_message
+    focus = None
+    if message is not None:
+        focus = service.conversations.get(person_key(message.chat, message.from_user)).focus
+    articles = list(index.articles.values())
     lines = [
         f"{number}. {_article_label(a.title, a.date)} — {_passages(counts[a.id])}"
-        for number, a in enumerate(index.articles.values(), start=1)
+        + (f" · <i>{IN_FOCUS}</i>" if a.id == focus else "")
+        for number, a in enumerate(articles, start=1)
     ]
     footer = ""
+    if len(articles) > 1:
+        footer += "\n\nPress an article to ask about it alone."
     if _is_admin(update, service):
-        footer = "\n\nSend a link or an .html, .txt or .md file to add an article; /remove N drops one."
-    await _reply(update, "<b>Articles loaded</b>\n" + "\n".join(lines) + footer)
+        footer += "\n\nSend a link or an .html, .txt or .md file to add an article; /remove N drops one."
+    labels = [
+        (a.id, shorten(f"{number}. {a.title}", FOCUS_LABEL_CHARS)) for number, a in enumerate(articles, 1)
+    ]
+    await _reply_in_parts(
+        update, "<b>Articles loaded</b>\n" + "\n".join(lines) + footer, focus_keyboard(labels)
+    )
+
+
+async def focus_button(update: Update, context: Context, request: FocusRequest) -> None:
+    """A /sources button: the presser's conversation asks about one article alone, or every one."""
+    query = update.callback_query
+    assert query is not None
+    service = services(context)
+    index = service.engine.index
+    if query.message is None:
+        await query.answer()
+        return
+    article_id = None
+    if request.article_ref is not None:
+        article_id = next((a for a in index.articles if article_ref(a) == request.article_ref), None)
+        if article_id is None:
+            await query.answer("That article is no longer loaded; see /sources.", show_alert=True)
+            return
+    key = person_key(query.message.chat, query.from_user)
+    service.conversations.put(key, service.conversations.get(key).focused(article_id))
+    if article_id is None:
+        said = "Now answering from every article."
+    else:
+        said = f"Now answering from “{index.articles[article_id].title}” alone; /sources to change."
+    await query.answer(shorten(said, 200))
+    await context.bot.send_message(
+        query.message.chat.id,
+        html.escape(said),
+        parse_mode=ParseMode.HTML,
+        reply_parameters=ReplyParameters(query.message.message_id, allow_sending_without_reply=True),
+    )
 
 
 # Adding and removing articles (admins, in a private chat) ---------------------------------------
@@ -303,12 +353,16 @@ async def answer_question(update: Update, context: Context, question: str) -> No
         )
         return
     await _typing(context, message.chat_id)
+    service = services(context)
+    key, conversation = await conversation_for(message, context.bot, service)
     try:
-        answer = await services(context).ask(question)
+        answer, conversation = await service.converse(question, conversation)
     except QuestionError as error:
         await _reply(update, html.escape(f"Please {error}."))
         return
-    await _reply_in_parts(update, format_answer(answer), answer_keyboard(answer))
+    articles = len(service.engine.index.articles)
+    sent = await _reply_in_parts(update, format_answer(answer, articles), answer_keyboard(answer))
+    remember(service, key, conversation, sent)
 
 
 # Buttons ----------------------------------------------------------------------------------------
@@ -334,6 +388,10 @@ async def button(update: Update, context: Context) -> None:
                 return
             markup = query.message.reply_markup if isinstance(query.message, Message) else None
             await _show(update, context, text, without_button(markup, MORE_CONTEXT), edit=True)
+        elif isinstance(request, FocusRequest):
+            await focus_button(update, context, request)
+            answered = True
+            return
         elif isinstance(request, OtherPassagesRequest):
             ids = [pid for pid in [await service.resolve(ref) for ref in request.passage_refs] if pid]
             text = passages_html(index, ids)
@@ -557,19 +615,23 @@ async def _reply(update: Update, text: str) -> None:
     await _reply_in_parts(update, text, None)
 
 
-async def _reply_in_parts(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Reply with one message per part; the keyboard goes on the last."""
+async def _reply_in_parts(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> list[Message]:
+    """Reply with one message per part; the keyboard goes on the last. The messages sent."""
     message = update.effective_message
     if message is None:
-        return
+        return []
     parts = split_message(text)
+    sent = []
     for number, part in enumerate(parts, start=1):
-        await message.reply_text(
-            part,
-            parse_mode=ParseMode.HTML,
-            reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
-            reply_markup=markup if number == len(parts) else None,
+        sent.append(
+            await message.reply_text(
+                part,
+                parse_mode=ParseMode.HTML,
+                reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
+                reply_markup=markup if number == len(parts) else None,
+            )
         )
+    return sent
 
 
 async def _typing(context: Context, chat_id: int) -> None:

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.answer import Answer, AnswerSentence, QuotedPassage
-from bot.render import where_in_article
+from bot.answer import OVERVIEW, Answer, AnswerSentence, QuotedPassage
+from bot.render import IN_FOCUS, OVERVIEW_HEADING, where_in_article
 
 # Telegram counts a message's length after entity parsing, in UTF-16 code units.
 MAX_MESSAGE_LENGTH = 4096
@@ -40,15 +40,26 @@ def quote(text: str, highlight: tuple[int, int] | None = None) -> str:
     )
 
 
-def format_answer(answer: Answer) -> str:
-    """The reply to a question: answer sentence, quoted passage, source line; or the closest match."""
+def format_answer(answer: Answer, articles: int = 1) -> str:
+    """The reply to a question: answer sentence, quoted passage, source line (saying so when the
+    answer was sought in its article alone, among several `articles`); or the closest match. A
+    follow-up says how it was read, under the answer."""
     if not answer.passages:
         return html.escape(NO_ANSWER)
     leader = answer.passages[0]
+    read_as = f"\n<i>{html.escape(f'(read as: {answer.read_as})')}</i>" if answer.read_as else ""
+    if answer.kind == OVERVIEW:
+        listed = [
+            f"{quote(p.text, p.highlight)}\n{source_line(p.title, p.date, p.paragraph)}"
+            for p in answer.passages
+        ]
+        return "\n\n".join([html.escape(OVERVIEW_HEADING.format(count=len(answer.passages))), *listed])
     if answer.answered and answer.sentence is not None:
         source = source_line(leader.title, leader.date, answer.sentence.sentence.paragraph)
-        return f"{answer_html(answer.sentence)}\n\n{quote(leader.text, leader.highlight)}\n{source}"
-    return "\n\n".join([html.escape(NO_ANSWER), "Closest match:\n" + format_passage(leader)])
+        if articles > 1 and answer.focus == leader.passage.article_id:
+            source = source.replace("</i>", f" · {IN_FOCUS}</i>")
+        return f"{answer_html(answer.sentence)}\n\n{quote(leader.text, leader.highlight)}\n{source}{read_as}"
+    return "\n\n".join([html.escape(NO_ANSWER), "Closest match:\n" + format_passage(leader) + read_as])
 
 
 def answer_html(sentence: AnswerSentence) -> str:

@@ -7,6 +7,8 @@ reference table from the index when it starts, so no button depends on memory of
 
     ctx:<ref>:<k>          "More context" around a passage; k = answer sentence within it, or "-"
     oth:<ref>.<ref>...     "Other passages": the further hits of the answer, best first
+    use:<ref>              /sources: ask about this article alone (its id's reference)
+    use:*                  /sources: ask about every article again
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ class OtherPassagesRequest:
     passage_refs: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class FocusRequest:
+    article_ref: str | None  # None: every article
+
+
+ALL_ARTICLES = "All articles"
+# /sources offers a focus button for at most this many articles (Telegram allows 100 buttons).
+MAX_FOCUS_BUTTONS = 20
+
+
 _OFFSET = re.compile(r"[0-9]{1,4}")
 
 
@@ -67,7 +79,16 @@ def other_passages_data(passage_ids: Sequence[str]) -> str:
     return "oth:" + ".".join(passage_ref(p) for p in passage_ids[:MAX_OTHER_PASSAGES])
 
 
-def parse_callback_data(data: str | None) -> ContextRequest | OtherPassagesRequest | None:
+def article_ref(article_id: str) -> str:
+    """Eight characters that name an article (as `passage_ref` names a passage)."""
+    return passage_ref(article_id)
+
+
+def focus_data(article_id: str | None) -> str:
+    return "use:*" if article_id is None else f"use:{article_ref(article_id)}"
+
+
+def parse_callback_data(data: str | None) -> ContextRequest | OtherPassagesRequest | FocusRequest | None:
     """The request a button carries, or None for data this bot did not write."""
     if not data:
         return None
@@ -83,7 +104,24 @@ def parse_callback_data(data: str | None) -> ContextRequest | OtherPassagesReque
     if kind == "oth":
         refs = tuple(ref for ref in rest.split(".") if ref)
         return OtherPassagesRequest(refs) if refs else None
+    if kind == "use" and rest:
+        return FocusRequest(None if rest == "*" else rest)
     return None
+
+
+def focus_keyboard(articles: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup | None:
+    """/sources' buttons: one per article (`(id, label)`, the first `MAX_FOCUS_BUTTONS`) to ask
+    about it alone, and one for every article again; None with one article."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    if len(articles) < 2:
+        return None
+    rows = [
+        [InlineKeyboardButton(label, callback_data=focus_data(article_id))]
+        for article_id, label in articles[:MAX_FOCUS_BUTTONS]
+    ]
+    rows.append([InlineKeyboardButton(ALL_ARTICLES, callback_data=focus_data(None))])
+    return InlineKeyboardMarkup(rows)
 
 
 def answer_keyboard(answer: Answer, *, more_context: bool = True) -> InlineKeyboardMarkup | None:

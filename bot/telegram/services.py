@@ -9,6 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from bot.config import TelegramSettings
+from bot.conversation import Conversation, Conversations
 from bot.telegram.keyboards import PassageRefs
 from bot.telegram.limits import OncePerMinute, RequestLimiter
 
@@ -31,6 +32,9 @@ class BotServices:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="articlebot-answer")
     )
+
+    # Every chat's conversation, in memory only (bounded by the [conversation] settings).
+    conversations: Conversations = field(default_factory=Conversations)
 
     # Each segment's references, worked out once per segment: segments never change, so a
     # reload (an article added) hashes only the new segment's passages, not the archive's.
@@ -62,6 +66,13 @@ class BotServices:
         """`AnswerEngine.ask` off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, partial(self.engine.ask, question, top_k))
+
+    async def converse(self, question: str, conversation: Conversation) -> tuple[Answer, Conversation]:
+        """`AnswerEngine.converse` off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, partial(self.engine.converse, question, conversation)
+        )
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
