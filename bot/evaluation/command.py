@@ -23,7 +23,11 @@ MODE_CHOICES = SEARCH_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="SQuAD-format JSON (v1.1, or v2.0 for abstention)")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="SQuAD-format JSON (v1.1, or v2.0 for abstention), or a chain file (.jsonl) of conversations",
+    )
     parser.add_argument(
         "--setting",
         choices=SETTING_CHOICES,
@@ -59,8 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    from bot.evaluation.conversations import is_chain_file
     from bot.evaluation.squad import load_squad
 
+    if is_chain_file(Path(args.file)):
+        return run_chains(args, config)
     for name in ("limit", "sample"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             print(f"articlebot: error: --{name} must be at least 1", file=sys.stderr)
@@ -141,6 +148,49 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
         "seconds": round(time.perf_counter() - started, 1),
     }
     return figures, meta
+
+
+def run_chains(args: argparse.Namespace, config: Config) -> int:
+    """A chain file: every chain asked over the configured articles, as a conversation and not."""
+    from rich.console import Console
+
+    from bot.engine import AnswerEngine
+    from bot.evaluation import conversations
+
+    squad_only = [
+        name for name in ("setting", "mode", "reader", "limit", "sample", "cache_dir") if getattr(args, name)
+    ]
+    if squad_only or args.passages != "configured":
+        option = "--" + (squad_only[0] if squad_only else "passages").replace("_", "-")
+        print(f"articlebot: error: {option} applies to SQuAD files, not to a chain file", file=sys.stderr)
+        return 2
+    path = Path(args.file).expanduser()
+    chains = conversations.load_chains(path)
+    started = time.perf_counter()
+    engine = AnswerEngine(config)
+    engine.ensure_index()
+    with Console(stderr=True).status("articlebot: asking the chains …"):
+        on = conversations.run_chains(engine, chains, conversation=True)
+        off = conversations.run_chains(engine, chains, conversation=False)
+    seconds = time.perf_counter() - started
+    if args.outcomes:
+        rows = [conversations.to_json(o, True) for o in on] + [conversations.to_json(o, False) for o in off]
+        lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        Path(args.outcomes).expanduser().write_text(lines, encoding="utf-8")
+    if args.json:
+        figures = {
+            name: {
+                group: {"right": right, "asked": asked}
+                for group, (right, asked) in conversations.shares(o).items()
+            }
+            for name, o in (("on", on), ("off", off))
+        }
+        print(
+            json.dumps({"file": str(path), "chains": len(chains), "turns": len(on), "conversation": figures})
+        )
+    else:
+        print(conversations.render(on, off, path, seconds))
+    return 0
 
 
 def render_table(figures: list[Result], meta: dict[str, Any]) -> str:
