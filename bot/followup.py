@@ -103,6 +103,13 @@ _BARE = re.compile(
     r"(?: (?:is|was|were|are|did|does|do|has|had|would|will) (?:that|this|it)"
     r"(?: (?:happen|happened|occur|occurred|take place|come about|start|end))?)?",
 )
+# "that conflict" after a question word, an auxiliary or a preposition (not "the fund that
+# focuses on", not "announced that it"); "those districts" anywhere.
+_DEMONSTRATIVE = re.compile(
+    r"(?:(?:^|\b(?:who|what|which|when|where|why|how|is|was|are|were|did|does|do|has|had|will|would|can"
+    r"|could|about|after|before|during|from|in|of|on|since|to|with|for|by|at) )(that)|\b(those)) ([\w-]+)",
+    re.IGNORECASE,
+)
 _ELLIPSIS = re.compile(r"(?:and|what about|how about|and what about) (.+)")
 _WORD = re.compile(r"[\w’'-]+|[^\w\s]")
 
@@ -146,7 +153,7 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
             return Interpretation(Kind.FOLLOW_UP, rewritten, rewritten, within, previous)
     if core.startswith("and ") and _WH & set(core.split()[1:2]):
         question = _sentence_case(question.split(maxsplit=1)[1])  # "and who was appointed?"
-    resolved = _resolve_pronouns(question, previous)
+    resolved = _resolve_pronouns(question, previous) or _definite(question)
     if resolved is not None:
         return Interpretation(Kind.FOLLOW_UP, resolved, resolved, within, previous)
     return Interpretation(Kind.ALONE, question, within=focus)
@@ -377,7 +384,10 @@ def _resolve_pronouns(question: str, previous: Turn) -> str | None:
         lower = match.group().lower()
         if lower not in PRONOUNS:
             continue
-        if any(_antecedent(word, i == 0) for i, word in enumerate(words[:position])):
+        asked_for = _question_phrase(words)
+        if any(
+            _antecedent(word, i == 0) for i, word in enumerate(words[asked_for:position], start=asked_for)
+        ):
             return None  # "what did Tesla do with his money?": the question says whose
         if not _refers_outside(words, position):
             continue
@@ -395,12 +405,45 @@ def _resolve_pronouns(question: str, previous: Turn) -> str | None:
     return _sentence_case("".join([*pieces, question[done:]]))
 
 
+def _question_phrase(words: list[str]) -> int:
+    """How many words the question word and its noun take: "which team", "what position" (a
+    pronoun after them still needs someone to refer to: "which team does he coach?")."""
+    if not words or words[0].lower() not in _WH:
+        return 0
+    at = 1
+    while at < len(words) and words[at].lower() not in _AUX and _noun_like(words[at], False):
+        at += 1
+    return at
+
+
+def _definite(question: str) -> str | None:
+    """ "who was that conflict with?": "that" points back at something said before; the question
+    is read in the last answer's article with "the" in its place."""
+    for match in _DEMONSTRATIVE.finditer(question):
+        group = 1 if match.group(1) else 2
+        if _noun_like(match.group(3), False) and not match.group(3)[:1].isupper():
+            return question[: match.start(group)] + "the" + question[match.end(group) :]
+    return None
+
+
+def _asks_for_subject(words: list[str]) -> bool:
+    """ "who tore his ACL?", "which receiver tore his ACL?", "who was famed for their spirit?": the
+    question word is the subject (not "what was his position?", "which team does he coach?")."""
+    at = _question_phrase(words)
+    if at == 0 or words[0].lower() not in {"who", "which", "what"} or at >= len(words):
+        return False
+    following = words[at].lower()
+    if following in _AUX:
+        return following not in _DO and _verb_follows(words, at)
+    return _can_be_verb(words[at])
+
+
 def _refers_outside(words: list[str], position: int) -> bool:
     """Whether the pronoun at `position` refers to something outside the question: not one bound
     by "who" ("who was famed for their spirit?") and not an "it" that stands for nothing ("what is it
     called when …", "is it easier to …")."""
     lower = words[position].lower()
-    if words[0].lower() == "who" and lower in _BOUND and (len(words) < 2 or words[1].lower() not in _DO):
+    if lower in _BOUND and _asks_for_subject(words):
         return False
     if lower != "it":
         return True
@@ -419,7 +462,7 @@ def _referent(previous: Turn, pronoun: str) -> str | None:
     short = _head(previous.short) if previous.short else None
     # After "where was Tesla born?" the answer is a place and "his" means Tesla; after "when?" a date.
     names_someone = not asked or asked[0] in {"who", "whom", "whose"}
-    names_something = names_someone or asked[0] in {"what", "which"}
+    names_something = names_someone or asked[0] in {"what", "which", "where"}
     if short and pronoun in _PERSONAL and names_someone and _is_name(short):
         return _without_title(short)
     if short and pronoun not in _PERSONAL and names_something:

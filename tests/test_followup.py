@@ -218,7 +218,12 @@ def test_few_questions_of_the_own_set_seem_to_lean_on_an_unrelated_answer() -> N
         for q in questions
         if interpret(q, after("Who won Super Bowl 50?", "Denver Broncos")).kind is not Kind.ALONE
     ]
-    assert leaning == ["When did they invade the legislature?"]
+    assert leaning == [
+        "When did they invade the legislature?",
+        "since when had armenian forces occupied those districts",
+        "Which stadium hosted it?",
+        "why wasn't it called Super Bowl L",
+    ]
 
 
 # The store -------------------------------------------------------------------------------------

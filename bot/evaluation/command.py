@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", metavar="PATH", help="keep embeddings here, so a second run skips the model"
     )
+    parser.add_argument(
+        "--after-unrelated",
+        action="store_true",
+        help="ask each question as the follow-up of an answer about another article, as a conversation "
+        "would: a question that stands alone must score as asked alone",
+    )
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -132,6 +138,7 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
             readers,
             tick=lambda done: progress.advance(task, done),
             outcomes_out=outcomes,
+            after_unrelated=(lambda text: embedder.encode([text])[0]) if args.after_unrelated else None,
         )
     if args.outcomes and outcomes is not None:
         lines = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes)
@@ -147,6 +154,8 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
         "baseline_threshold": harness.BASELINE_THRESHOLD,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if args.after_unrelated:
+        meta["seemed_to_lean"] = harness.seeming_follow_ups(corpus, questions[:needed])
     return figures, meta
 
 
@@ -222,6 +231,11 @@ def render_table(figures: list[Result], meta: dict[str, Any]) -> str:
             "  ".join(
                 c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
             )
+        )
+    if "seemed_to_lean" in meta:
+        lines.append(
+            f"each asked after an answer about another article: {meta['seemed_to_lean']:,} questions seemed "
+            "to lean on it (a pronoun with nothing in the question to refer to), before the article check"
         )
     lines.append(f"({meta['seconds']:.0f} s in all)")
     return "\n".join(lines)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from bot.answer import AnswerSettings, Assessment, assess
+from bot.conversation import Conversation, Turn
+from bot.dialogue import Encode, plan
 from bot.evaluation.metrics import (
     answered_rates,
     auroc,
@@ -28,6 +30,7 @@ from bot.evaluation.metrics import (
     token_f1,
 )
 from bot.evaluation.squad import SquadArticle, SquadQuestion
+from bot.followup import Kind, interpret
 from bot.reader import Reader
 from index.articles import Article
 from index.embed import Embedder, embed_split
@@ -157,16 +160,82 @@ def run_setting(
     settings: AnswerSettings,
     reader: Reader | None,
     tick: Callable[[int], None] = lambda done: None,
+    after_unrelated: Encode | None = None,
 ) -> list[Outcome]:
-    """Ask every question in one setting with `search` (its mode included), read or not."""
+    """Ask every question in one setting with `search` (its mode included), read or not. With
+    `after_unrelated` (an encoder for questions a conversation rewrites), each question is asked
+    as the follow-up of an answer to another article's question."""
     outcomes: list[Outcome] = []
+    unrelated = _unrelated_turns(corpus, questions) if after_unrelated is not None else {}
     for index, asked in _indexes(setting, corpus, questions):
         for question in asked:
             vector = None if search.mode == "lexical" else vectors[question.id]
-            assessment = assess(question.text, vector, index, reader, search, settings)
+            if after_unrelated is None:
+                assessment = assess(question.text, vector, index, reader, search, settings)
+            else:
+                previous = Conversation((unrelated[question.id],))
+                assessment = _assess_in_conversation(
+                    question, previous, vector, after_unrelated, index, reader, search, settings
+                )
             outcomes.append(score_question(question, assessment))
         tick(len(asked))
     return outcomes
+
+
+def _unrelated_turns(corpus: Corpus, questions: Sequence[Sequence[SquadQuestion]]) -> dict[str, Turn]:
+    """For each question, an answered turn about the next article that has an answerable question."""
+    firsts = [
+        (row, next((q for q in group if q.answerable), None)) for row, group in enumerate(questions) if group
+    ]
+    firsts = [(row, q) for row, q in firsts if q is not None]
+    turns: dict[str, Turn] = {}
+    for row, group in enumerate(questions):
+        others = [(r, q) for r, q in firsts if r != row]
+        if not others:
+            continue
+        other_row, other = next(((r, q) for r, q in others if r > row), others[0])
+        assert other is not None
+        turn = Turn(other.text, True, corpus.articles[other_row].id, None, None, None, other.answers[0])
+        turns.update((question.id, turn) for question in group)
+    return turns
+
+
+def seeming_follow_ups(corpus: Corpus, questions: Sequence[Sequence[SquadQuestion]]) -> int:
+    """How many questions the text rules alone read as leaning on their unrelated turn."""
+    unrelated = _unrelated_turns(corpus, questions)
+    return sum(
+        interpret(q.text, Conversation((unrelated[q.id],))).kind is not Kind.ALONE
+        for group in questions
+        for q in group
+        if q.id in unrelated
+    )
+
+
+def _assess_in_conversation(
+    question: SquadQuestion,
+    conversation: Conversation,
+    vector: np.ndarray | None,
+    encode: Encode,
+    index: PassageIndex,
+    reader: Reader | None,
+    search: SearchSettings,
+    settings: AnswerSettings,
+) -> Assessment:
+    """What `respond` would search and read for the question after `conversation`."""
+    reading, read_vector = plan(
+        question.text,
+        conversation,
+        lambda text: vector if text == question.text else encode(text),
+        index,
+        search,
+    )
+    if reading.kind in (Kind.GIST, Kind.NEXT):
+        return Assessment([], None, 0.0)  # an answer of no sentence the question's gold answer is in
+    previous = reading.previous if reading.kind is Kind.ELSE else None
+    exclude = previous.given() if previous is not None else None
+    return assess(
+        reading.question, read_vector, index, reader, search, settings, within=reading.within, exclude=exclude
+    )
 
 
 def score_question(question: SquadQuestion, assessment: Assessment) -> Outcome:
@@ -238,6 +307,7 @@ def evaluate(
     readers: Sequence[Reader | None],
     tick: Callable[[int], None] = lambda done: None,
     outcomes_out: list[dict[str, object]] | None = None,
+    after_unrelated: Encode | None = None,
 ) -> list[Result]:
     """Every setting and mode asked with each reader (None: without one), summarised; each question's
     outcome is appended to `outcomes_out` when given."""
@@ -253,7 +323,15 @@ def evaluate(
                     # The baseline's confidence is a cosine-and-overlap mean, not a probability.
                     answer_settings = dataclasses.replace(base, abstain_threshold=BASELINE_THRESHOLD)
                 outcomes = run_setting(
-                    setting, corpus, questions, vectors, searching, answer_settings, reader, tick
+                    setting,
+                    corpus,
+                    questions,
+                    vectors,
+                    searching,
+                    answer_settings,
+                    reader,
+                    tick,
+                    after_unrelated,
                 )
                 seconds = time.perf_counter() - started
                 if outcomes_out is not None:
