@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 CHILDREN = ROOT / "scripts" / "bench_children.py"
 SQUAD_ENV = "ARTICLEBOT_SQUAD_DEV"
-SECTIONS = ("model", "cold", "build", "warm", "memory", "scale", "ingest")
+SECTIONS = ("model", "cold", "build", "warm", "conversation", "memory", "scale", "ingest")
 SQUAD_SECTIONS = ("build", "ingest", "scale")
 QUESTIONS = [
     "who was fired?",
@@ -512,6 +512,102 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
     row("warm", "  answer p50 / floor p50", f"{ratio:.2f}", "<= 1.5", ratio <= 1.5)
 
 
+# A first question, then a follow-up that leans on its answer.
+FOLLOW_UPS = [
+    ("who was fired?", "why?"),
+    ("Who mocked the prime minister?", "what was his position?"),
+    ("Who refused to sign the order?", "what is his title?"),
+    ("who was dismissed last week?", "who dismissed him?"),
+    ("what did the officers sign?", "what did it accuse Pashinian of?"),
+    ("who was fired?", "what else?"),
+    ("who was fired?", "what happened next?"),
+    ("When did the protesters invade the legislature?", "what did they chant for?"),
+]
+
+
+def bench_conversation(index_dir: Path, embedder: Any, rounds: int) -> None:
+    """A follow-up against a question standing alone: time and searches, and the memory held for
+    10,000 conversations."""
+    import tracemalloc
+
+    from bot.config import Config
+    from bot.conversation import Conversation, Conversations, ConversationSettings, Turn
+    from bot.engine import AnswerEngine
+    from index.search import PassageIndex
+
+    print("conversation", file=sys.stderr)
+    engine = AnswerEngine(Config(index_dir=index_dir), embedder=embedder, status=lambda m: None)
+    engine.ensure_index()
+    searches = 0
+    search = PassageIndex.search
+
+    def counted(self: PassageIndex, *args: Any, **kwargs: Any) -> Any:
+        nonlocal searches
+        searches += 1
+        return search(self, *args, **kwargs)
+
+    before = {first: engine.converse(first, Conversation())[1] for first, _ in FOLLOW_UPS}
+    alone: list[float] = []
+    leaning: list[float] = []
+    most = {"alone": 0, "follow-up": 0}
+    PassageIndex.search = counted  # type: ignore[method-assign]
+    try:
+        for _ in range(max(1, rounds // 2)):
+            for first, follow_up in FOLLOW_UPS:
+                searches = 0
+                started = time.perf_counter()
+                engine.ask(first)
+                alone.append(time.perf_counter() - started)
+                most["alone"] = max(most["alone"], searches)
+                searches = 0
+                started = time.perf_counter()
+                engine.converse(follow_up, before[first])
+                leaning.append(time.perf_counter() - started)
+                most["follow-up"] = max(most["follow-up"], searches)
+    finally:
+        PassageIndex.search = search  # type: ignore[method-assign]
+    a50, f50 = percentile(alone, 50) * 1000, percentile(leaning, 50) * 1000
+    row("conversation", "a question standing alone, p50", f"{a50:.1f} ms")
+    row("conversation", "a follow-up (read in the light of the answer before), p50", f"{f50:.1f} ms")
+    extra = most["follow-up"] - most["alone"]
+    row(
+        "conversation",
+        "searches: alone / follow-up (most per question)",
+        f"{most['alone']} / {most['follow-up']}",
+        "at most one more",
+        extra <= 1,
+    )
+    turn = next(iter(before.values())).turns[0]
+    tracemalloc.start()
+    store = Conversations(ConversationSettings(max_conversations=10_000))
+    for number in range(10_000):
+        turns = tuple(
+            Turn(
+                f"{turn.question} {number}-{k}",
+                True,
+                turn.article_id,
+                turn.passage_id,
+                turn.sentence,
+                f"{turn.sentence_text} {number}-{k}",
+                f"{turn.short} {number}",
+                (turn.sentence or 0,),
+                (f"{turn.short} {number}",),
+            )
+            for k in range(ConversationSettings.max_turns)
+        )
+        store.put(("chat", number), Conversation(turns))
+    used, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    megabytes = used / 1024 / 1024
+    row(
+        "conversation",
+        f"10,000 conversations of {ConversationSettings.max_turns} turns held",
+        f"{megabytes:.1f} MB",
+        "< 50 MB",
+        megabytes < 50,
+    )
+
+
 def bench_memory(index_dir: Path) -> None:
     print("memory", file=sys.stderr)
 
@@ -976,6 +1072,8 @@ def run_sections(
         bench_cold_start(bundled_dir, runs=5)
     if "warm" not in skip:
         bench_warm_latency(bundled_dir, embedder, args.rounds)
+    if "conversation" not in skip:
+        bench_conversation(bundled_dir, embedder, args.rounds)
     if "memory" not in skip:
         bench_memory(bundled_dir)
     if "scale" not in skip and sizes and squad_file is not None and squad_index is not None:

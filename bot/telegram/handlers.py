@@ -110,12 +110,15 @@ async def help_command(update: Update, context: Context) -> None:
         "<b>Ask a question</b> as a plain message. I answer with the sentence from the article that "
         "answers it (in bold), the passage it stands in, and where in the article that is. "
         "Every answer is a quote; if the article doesn't say, I tell you and show the closest passage.\n\n"
+        "<b>Follow up</b> with “why?”, “what was his position?” or “what else?”: I read it in the light "
+        "of my last answer, and say how I read it. Reply to an earlier answer to follow up on that one; "
+        "“what is this article about?” gives its opening.\n\n"
         "<b>More context</b> shows the surrounding paragraphs. <b>Other passages</b> shows further "
         "passages that match your question.\n\n"
         f"<b>In groups</b>, mention me (@{username} who was fired?), reply to one of my messages, "
         f"or use /ask@{username} who was fired?\n\n"
         f"<b>In any chat</b>, type @{username} followed by a question to share an answer.\n\n"
-        "/sources lists the articles I know."
+        "/sources lists the articles I know, with a button to ask about one alone."
     )
     await _reply(update, text)
 
