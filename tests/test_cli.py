@@ -65,8 +65,19 @@ def test_ask_json_is_exactly_one_object_of_the_documented_shape(index_args: list
     result = run("ask", "--json", "who was fired?", *index_args)
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
-    assert set(payload) == {"question", "answered", "answer", "passages", "timings_ms"}
+    assert set(payload) == {
+        "question",
+        "read_as",
+        "kind",
+        "focus",
+        "answered",
+        "answer",
+        "passages",
+        "timings_ms",
+    }
     assert payload["question"] == "who was fired?"
+    # Asked alone: read as asked, an answer (not the gist), sought in every article.
+    assert (payload["read_as"], payload["kind"], payload["focus"]) == (None, "answer", None)
     assert payload["answered"] is True
     answer = payload["answer"]
     assert set(answer) == {"sentence", "short", "article", "title", "date", "paragraph"}
