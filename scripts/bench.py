@@ -184,7 +184,7 @@ def squad_articles(squad_file: Path, folder: Path, limit: int | None) -> int:
 def bench_build(name: str, article_paths: Sequence[Path], embedder: Any, target: Path) -> Any:
     """Full build (split, embed, BM25, save) against the bare encoder on the texts it embeds."""
     from index.articles import load_articles
-    from index.build import build_index
+    from index.local.build import build_index
     from index.split import SplitSettings, split_article
 
     print(f"build: {name}", file=sys.stderr)
@@ -243,7 +243,7 @@ def bench_build_rate(squad_folder: Path, embedder: Any, work: Path) -> None:
     import torch
 
     from index.articles import load_articles
-    from index.build import build_index
+    from index.local.build import build_index
     from index.split import SplitSettings
 
     articles = load_articles([squad_folder])
@@ -290,8 +290,8 @@ def bench_interrupted_build(squad_folder: Path, embedder: Any, work: Path) -> No
     import shutil
 
     from index.articles import load_articles
-    from index.build import build_index
-    from index.storage import load_index
+    from index.local.build import build_index
+    from index.local.storage import load_index
 
     print("interrupted build", file=sys.stderr)
     articles_folder = work / "interrupt-articles"
@@ -662,10 +662,11 @@ def bench_scale(
     """Dense and lexical search at `sizes` passages: real SQuAD vectors and words, generated bulk."""
     import faiss
 
-    from index.dense import dense_index, describe_dense_index
-    from index.lexical import LexicalIndex
-    from index.search import PassageIndex, SearchSettings
+    from index.local.bm25 import LexicalIndex
+    from index.local.dense import dense_index, describe_dense_index
+    from index.local.search import PassageIndex
     from index.split import Passage, Sentence
+    from index.store import SearchSettings
 
     anchors = np.asarray(
         np.concatenate([squad_index.passage_vectors, squad_index.sentence_vectors]), np.float32
@@ -1065,7 +1066,7 @@ def run_sections(
             bench_ingest(squad_folder, work / "index-squad", embedder, work)
     if not (bundled_dir / "manifest.json").exists():
         from index.articles import load_articles
-        from index.build import build_index
+        from index.local.build import build_index
 
         build_index(load_articles([BUNDLED_ARTICLES]), embedder, bundled_dir)
     if "cold" not in skip:

@@ -76,8 +76,8 @@ def memory_peak(index_dir: str, query_encoder: str, questions: list[str]) -> dic
 def build(articles: str, index_dir: str, marker: str) -> None:
     """Build `index_dir` from `articles`, touching `marker` as each article is split."""
     from index.articles import load_articles
-    from index.build import build_index
     from index.embed import SentenceTransformerEmbedder
+    from index.local.build import build_index
 
     build_index(
         load_articles([Path(articles)]),
@@ -92,8 +92,8 @@ def build_archive(articles: str, index_dir: str, anchors: str) -> dict[str, obje
     import numpy as np
 
     from index.articles import load_articles
-    from index.build import build_index
     from index.embed import SentenceTransformerEmbedder
+    from index.local.build import build_index
     from scripts.bench import ArchiveEmbedder
 
     model = SentenceTransformerEmbedder("cpu")
@@ -110,8 +110,8 @@ def search_archive(index_dir: str, anchors: str, questions: list[str]) -> dict[s
     import numpy as np
 
     from index.fast_encoder import NumpyMiniLMEncoder
-    from index.search import SearchSettings
-    from index.storage import load_index
+    from index.local.storage import load_index
+    from index.store import SearchSettings
     from scripts.bench import ArchiveEmbedder
 
     tokens = NumpyMiniLMEncoder()

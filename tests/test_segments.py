@@ -11,12 +11,12 @@ import pytest
 from fakes import HashEmbedder
 
 from index.articles import load_articles
-from index.build import MAX_SEGMENTS, build_index
 from index.lexical import tokenize
+from index.local.build import MAX_SEGMENTS, build_index
+from index.local.storage import load_index
 from index.manifest import Manifest
-from index.search import SearchSettings
 from index.split import SplitSettings
-from index.storage import load_index
+from index.store import SearchSettings
 
 STORIES = {
     "storm": "Title: Storm hits coast\n\nA storm hit the coast on Monday. Thousands lost power.\n\n"
@@ -271,7 +271,7 @@ async def test_button_references_are_worked_out_once_per_segment(
     from bot.telegram.keyboards import passage_ref
     from bot.telegram.limits import RequestLimiter
     from bot.telegram.services import BotServices
-    from index.search import Segment
+    from index.local.search import Segment
 
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, STORIES)
@@ -328,7 +328,7 @@ def test_an_article_table_pointing_past_its_texts_is_damage_not_a_wrong_answer(t
     import numpy as np
 
     from index.errors import IndexCorruptError
-    from index.storage import read_segment
+    from index.local.storage import read_segment
 
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, STORIES)
@@ -397,7 +397,7 @@ def test_pooled_passage_vectors_are_their_sentences_weighted_mean_and_no_passage
 def test_search_shortcuts_agree_with_the_plain_way_over_masked_segments(tmp_path: Path) -> None:
     """Search reads sentence rows from the tables, copies live BM25 rows in runs and picks BM25's
     best among the passages it scored: each must give what the plain way gives."""
-    from index.search import _top
+    from index.local.search import _top
 
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, {**STORIES, **EXTRA})

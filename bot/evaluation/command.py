@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from index.search import SEARCH_MODES
+from index.store import SEARCH_MODES
 
 if TYPE_CHECKING:
     from bot.config import Config

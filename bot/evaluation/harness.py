@@ -34,9 +34,10 @@ from bot.followup import Kind, interpret
 from bot.reader import Reader
 from index.articles import Article
 from index.embed import Embedder, embed_split
-from index.lexical import LexicalIndex
-from index.search import PassageIndex, SearchSettings
+from index.local.bm25 import LexicalIndex
+from index.local.search import PassageIndex
 from index.split import Passage, Sentence, SplitSettings, split_article
+from index.store import SearchSettings
 
 SETTINGS = ("per-article", "pooled")
 # Without the reader, abstain below this cosine-and-overlap mean (the pre-reader fallback's scale).
