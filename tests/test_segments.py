@@ -351,8 +351,8 @@ def test_an_article_table_pointing_past_its_texts_is_damage_not_a_wrong_answer(t
 def test_a_damaged_text_in_a_large_archive_is_refused_when_read_never_quoted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: bytes, new: bytes
 ) -> None:
-    from index import storage
     from index.errors import IndexCorruptError
+    from index.local import storage
 
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, STORIES)

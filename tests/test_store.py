@@ -18,10 +18,10 @@ import pytest
 
 from bot.config import Config
 from bot.engine import AnswerEngine
-from index import storage
 from index.articles import load_articles
 from index.embed import SentenceTransformerEmbedder
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError, IndexWriteError
+from index.local import storage
 from index.local.bm25 import LexicalIndex
 from index.local.build import build_index
 from index.local.storage import load_index
@@ -39,7 +39,7 @@ PAUSED_BUILD = """
 import sys
 from pathlib import Path
 
-from index import storage
+from index.local import storage
 from index.articles import load_articles
 from index.local.build import build_index
 from index.embed import SentenceTransformerEmbedder
