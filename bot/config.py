@@ -281,6 +281,8 @@ def _index(section: _Reader, base: Path, environ: dict[str, str]) -> IndexSettin
     if uri is not None and not uri.strip():
         raise ConfigError("index.milvus_uri is empty: name a file (Milvus Lite) or http://host:19530")
     if uri is not None and "://" not in uri:
+        if not uri.endswith(".db"):
+            raise ConfigError(f"index.milvus_uri is {uri!r}: a Milvus Lite file's name ends in .db")
         uri = str(_resolve(uri, base))  # a Milvus Lite file, relative to the config file
     token = _override(environ, "ARTICLEBOT_MILVUS_TOKEN", section.get("milvus_token", str, None))
     try:

@@ -90,6 +90,8 @@ def connect(uri: str, token: str | None, timeout: float = 10.0) -> Any:
     """A MilvusClient for `uri`, every expected failure one sentence that says the fix."""
     client_class = _client_class()
     if not _is_server(uri):
+        if not uri.endswith(".db"):
+            raise MilvusUnavailable(f"a Milvus Lite file's name ends in .db, and {uri} does not: rename it")
         try:
             import milvus_lite  # noqa: F401
         except ImportError:
@@ -380,8 +382,9 @@ class MilvusStore:
 
     def generation(self) -> str | None:
         """The collection the alias names now (loaded for search), or None when there is no index."""
+        client = self.client
         try:
-            generation = str(self.client.describe_alias(self.collection)["collection_name"])
+            generation = str(client.describe_alias(self.collection)["collection_name"])
         except Exception as error:
             if "does not exist" in str(error) or "not found" in str(error).lower():
                 return None
@@ -392,6 +395,17 @@ class MilvusStore:
                 self._call(self.client.load_collection, collection)
             self._loaded.add(generation)
         return generation
+
+    def close(self) -> None:
+        """Let go of the client, and of Milvus Lite's file: another process may open it then."""
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
+            if not _is_server(self.uri):
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.uri)
+        self._loaded.clear()
 
     def read_manifest(self) -> Manifest:
         generation = self.generation()
