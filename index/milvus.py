@@ -686,6 +686,7 @@ class _Scored:
 
     passage: Passage
     vector: np.ndarray
+    sentences: list[Sentence]
     sentence_vectors: np.ndarray
 
 
@@ -769,6 +770,13 @@ class MilvusIndex:
         rows = self.client.get(self.generation, ids=[passage_id], output_fields=SCORING_FIELDS)
         return self._remember(rows[0]).passage if rows else None
 
+    def _passage_sentences(self, passage_id: str) -> tuple[list[Sentence], np.ndarray]:
+        rows = self.client.get(self.generation, ids=[passage_id], output_fields=SCORING_FIELDS)
+        if not rows:
+            raise KeyError(passage_id)
+        scored = self._remember(rows[0])
+        return scored.sentences, scored.sentence_vectors
+
     def sentences_of(self, passage: Passage) -> list[Sentence]:
         return self._sentence_data(passage)[0]
 
@@ -776,11 +784,9 @@ class MilvusIndex:
         return self._sentence_data(passage)[1]
 
     def _sentence_data(self, passage: Passage) -> tuple[list[Sentence], np.ndarray]:
-        held = self._sentences.get(passage.id)
-        if held is None:
-            self.passage(passage.id)
-            held = self._sentences[passage.id]
-        return held
+        # Kept from the search that found the passage; read again when another thread's searches
+        # have since emptied the cache.
+        return self._sentences.get(passage.id) or self._passage_sentences(passage.id)
 
     def surrounding(self, passage: Passage, paragraphs: int = 1) -> Surrounding:
         spans = self.paragraph_spans(passage.article_id)
@@ -817,7 +823,7 @@ class MilvusIndex:
         if len(self._sentences) > 4096:
             self._sentences.clear()
         self._sentences[passage.id] = (sentences, vectors)
-        return _Scored(passage, np.asarray(row["vector"], dtype=np.float32), vectors)
+        return _Scored(passage, np.asarray(row["vector"], dtype=np.float32), sentences, vectors)
 
     # Search ----------------------------------------------------------------------------------------------
 

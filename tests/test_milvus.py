@@ -116,7 +116,21 @@ def test_articles_are_added_changed_and_removed_by_their_id(tmp_path: Path) -> N
     assert store.generation() == generation  # updated in place, no rebuild
     assert top(index, "who won the cup final", embedder)[0] == "match"
 
-    write(folder, {"storm": STORIES["storm"].replace("Thousands lost power", "Ten ferries sank")})
+    # A changed article, long enough to be stored in several rows, under another file name.
+    long = STORIES["storm"].replace("Thousands lost power", "Ten ferries sank")
+    long += "".join(f"\n\nThe harbour master counted boat number {n} afloat." for n in range(800))
+    (folder / "storm.txt").unlink()
+    write(folder, {"storm (coast)": long})
+    renamed = load_articles([folder / "storm (coast).txt"])[0]
+    index, report = store.build(load_articles([folder]), embedder, settings)
+    assert (report.embedded_articles, report.removed_articles) == (1, 1)
+    assert index.articles[renamed.id].text == renamed.text and len(renamed.text) > 40_000
+    assert index.paragraph_count(renamed.id) == 2 + 800
+    last = index.passage(f"{renamed.id}#{index.passage_counts[renamed.id] - 1}")
+    assert last is not None and index.surrounding(last, 1).last_paragraph == 802
+    assert top(index, "ferries sank", embedder, within=[renamed.id]) == [renamed.id] * 3
+    (folder / "storm (coast).txt").unlink()
+    write(folder, {"storm": long})
     index, report = store.build(load_articles([folder]), embedder, settings)
     assert report.embedded_articles == 1
     assert "Ten ferries sank" in index.articles["storm"].text
