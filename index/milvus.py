@@ -172,7 +172,8 @@ def _create_generation(client: Any, name: str, dimension: int) -> None:
         metric_type="BM25",
         params={"bm25_k1": 1.5, "bm25_b": 0.75},
     )
-    client.create_collection(name, schema=passages)
+    # Strong: a worker's next question sees an update another process has just made.
+    client.create_collection(name, schema=passages, consistency_level="Strong")
     # Not waited for: waiting asks Milvus Lite for a timestamp it cannot give; loading waits anyway.
     client.create_index(name, index, sync=False)
 
@@ -186,7 +187,7 @@ def _create_generation(client: Any, name: str, dimension: int) -> None:
     documents.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
     index = client.prepare_index_params()
     index.add_index("unused", index_type="FLAT", metric_type="IP")
-    client.create_collection(_documents(name), schema=documents)
+    client.create_collection(_documents(name), schema=documents, consistency_level="Strong")
     client.create_index(_documents(name), index, sync=False)
     for collection in (name, _documents(name)):
         client.load_collection(collection)
@@ -537,6 +538,8 @@ class MilvusStore:
             words, terms = self._counts(generation)
             self._forget(generation, gone, words, terms)
         parts, _ = split_and_embed(fresh, embedder, settings, progress, on_article)
+        # Rows are made and inserted a batch at a time: at 200,000 passages, every row as Python
+        # objects at once would be gigabytes (a vector as a list of floats is 9 kB).
         passage_rows: list[dict[str, Any]] = []
         document_rows: list[dict[str, Any]] = []
         for article, part in zip(fresh, parts, strict=True):
@@ -546,6 +549,10 @@ class MilvusStore:
             document_rows += _article_rows(article, len(part.passages), part.sentences)
             words.update(word_counts([article.text]))
             terms.update(term for words_ in tokenize([p.text for p in part.passages]) for term in set(words_))
+            if len(passage_rows) >= INSERT_BATCH:
+                self._insert(generation, passage_rows)
+                self._insert(_documents(generation), document_rows)
+                passage_rows, document_rows = [], []
         self._insert(generation, passage_rows)
         self._insert(_documents(generation), document_rows)
         passage_count = self._passage_total(generation)
