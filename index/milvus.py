@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import metadata
@@ -742,6 +742,7 @@ class MilvusIndex:
         return bm25_idf(self.manifest.passage_count, self._terms.get(term, 0))
 
     def _read_article(self, article_id: str) -> Article | None:
+        """One article, by primary key: a question's quote needs no list of every article."""
         first = self.client.get(
             self.documents, ids=[_article_key(article_id, 0)], output_fields=["text", "info"]
         )
@@ -751,16 +752,21 @@ class MilvusIndex:
         keys = [_article_key(article_id, n) for n in range(1, int(info["parts"]))]
         rest = self.client.get(self.documents, ids=keys, output_fields=["text", "part"]) if keys else []
         text = first[0]["text"] + "".join(row["text"] for row in sorted(rest, key=lambda row: row["part"]))
-        return Article(
-            id=article_id,
-            path=info["path"],
-            title=info["title"],
-            text=text,
-            date=info.get("date"),
-            dateline=info.get("dateline"),
-            source=info.get("source"),
-            url=info.get("url"),
-        )
+        return _article_of(article_id, info, text)
+
+    def read_articles(self, article_ids: Sequence[str]) -> list[Article]:
+        """These articles (those the index holds), in order, read in one request."""
+        infos = {a: self.infos[a] for a in article_ids if a in self.infos}
+        keys = [_article_key(a, n) for a, info in infos.items() for n in range(int(info["parts"]))]
+        fields = ["article_id", "part", "text"]
+        rows = self.client.get(self.documents, ids=keys, output_fields=fields) if keys else []
+        parts: dict[str, list[tuple[int, str]]] = {}
+        for row in rows:
+            parts.setdefault(row["article_id"], []).append((int(row["part"]), row["text"]))
+        return [
+            _article_of(article_id, info, "".join(text for _, text in sorted(parts.get(article_id, []))))
+            for article_id, info in infos.items()
+        ]
 
     def paragraph_spans(self, article_id: str) -> dict[int, tuple[int, int]]:
         info = self.infos.get(article_id)
@@ -954,6 +960,19 @@ class MilvusIndex:
         return Hit(scored.passage, score, dense, lexical)
 
 
+def _article_of(article_id: str, info: dict[str, Any], text: str) -> Article:
+    return Article(
+        id=article_id,
+        path=info["path"],
+        title=info["title"],
+        text=text,
+        date=info.get("date"),
+        dateline=info.get("dateline"),
+        source=info.get("source"),
+        url=info.get("url"),
+    )
+
+
 class _MilvusArticles(Mapping[str, Article]):
     """The live articles by id: ids and metadata read once, each text when asked for."""
 
@@ -961,8 +980,6 @@ class _MilvusArticles(Mapping[str, Article]):
         self._index = index
 
     def __getitem__(self, article_id: str) -> Article:
-        if article_id not in self._index.infos:
-            raise KeyError(article_id)
         article = self._index._article(article_id)
         if article is None:
             raise KeyError(article_id)
@@ -973,3 +990,20 @@ class _MilvusArticles(Mapping[str, Article]):
 
     def __len__(self) -> int:
         return len(self._index.infos)
+
+    def values(self) -> ValuesView[Article]:
+        """Every article, read a few hundred at a time (not one request each)."""
+        return _Values(self)
+
+
+class _Values(ValuesView[Article]):
+    BATCH = 256
+
+    def __init__(self, articles: _MilvusArticles) -> None:
+        super().__init__(articles)
+        self._articles = articles
+
+    def __iter__(self) -> Iterator[Article]:
+        ids = list(self._articles)
+        for at in range(0, len(ids), self.BATCH):
+            yield from self._articles._index.read_articles(ids[at : at + self.BATCH])

@@ -142,6 +142,10 @@ def test_articles_are_added_changed_and_removed_by_their_id(tmp_path: Path) -> N
     assert report.removed_articles == 1 and "budget" not in index.articles
     assert "budget" not in top(index, "parliament passed the budget", embedder)
     assert index.passage("budget#0") is None
+    assert sorted((a.id, a.title) for a in index.articles.values()) == [
+        ("match", "Cup final"),
+        ("storm", "Storm hits coast"),
+    ]
     assert "betrayal" not in index.word_counts
     assert top(index, "storm coast power", embedder, within=["match"]) == ["match"]
     assert store.check().startswith("the index at")
