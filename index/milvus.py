@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import time
 from collections import Counter
@@ -70,13 +71,18 @@ class MilvusUnavailable(ArticlebotError):
 
 
 def _client_class() -> Any:
+    quiet = not logging.getLogger().isEnabledFor(logging.DEBUG)
+    if quiet:
+        # gRPC's core logs to standard error by itself (a long build in Milvus Lite meets its
+        # keepalive "too_many_pings" notices, which the client survives by reconnecting).
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         from pymilvus import MilvusClient
     except ImportError:
         raise MilvusUnavailable(f"index.backend 'milvus' needs pymilvus and milvus-lite: {INSTALL}") from None
     # pymilvus sets up its own logging on import and logs every failed call with its traceback;
     # our errors say it in one line (with --debug, the root logger's level, they are kept).
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+    if quiet:
         for name in ("pymilvus", "milvus_lite"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     return MilvusClient
