@@ -533,7 +533,7 @@ def bench_conversation(index_dir: Path, embedder: Any, rounds: int) -> None:
     from bot.config import Config
     from bot.conversation import Conversation, Conversations, ConversationSettings, Turn
     from bot.engine import AnswerEngine
-    from index.search import PassageIndex
+    from index.local.search import PassageIndex
 
     print("conversation", file=sys.stderr)
     engine = AnswerEngine(Config(index_dir=index_dir), embedder=embedder, status=lambda m: None)

@@ -219,7 +219,7 @@ def _assess_in_conversation(
     conversation: Conversation,
     vector: np.ndarray | None,
     encode: Encode,
-    index: PassageIndex,
+    index: SearchIndex,
     reader: Reader | None,
     search: SearchSettings,
     settings: AnswerSettings,
