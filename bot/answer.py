@@ -23,8 +23,8 @@ from bot.answer_type import expected_type, holds_type
 from bot.reader import ABSTAIN_THRESHOLD, Reader, Reading
 from index.errors import ArticlebotError
 from index.lexical import QUESTION_WORDS, stem, words
-from index.search import Hit, PassageIndex, SearchSettings, standardise
 from index.split import Passage, Sentence
+from index.store import Hit, SearchIndex, SearchSettings, standardise
 
 MAX_QUESTION_CHARS = 1000
 # The reader reads this many of the best passages; without it, their sentences compete to be the
@@ -186,7 +186,7 @@ class Assessment:
 def compose_answer(
     question: str,
     question_vector: np.ndarray | None,
-    index: PassageIndex,
+    index: SearchIndex,
     reader: Reader | None,
     search: SearchSettings = SearchSettings(),
     settings: AnswerSettings = AnswerSettings(),
@@ -225,7 +225,7 @@ def compose_answer(
 def assess(
     question: str,
     question_vector: np.ndarray | None,
-    index: PassageIndex,
+    index: SearchIndex,
     reader: Reader | None,
     search: SearchSettings = SearchSettings(),
     settings: AnswerSettings = AnswerSettings(),
@@ -260,7 +260,7 @@ def assess(
 def search_hits(
     question: str,
     question_vector: np.ndarray | None,
-    index: PassageIndex,
+    index: SearchIndex,
     search: SearchSettings,
     within: str | None = None,
 ) -> list[Hit]:
@@ -274,7 +274,7 @@ def search_hits(
 def _read(
     question: str,
     hits: Sequence[Hit],
-    index: PassageIndex,
+    index: SearchIndex,
     reader: Reader,
     exclude: Given | None = None,
 ) -> tuple[SentenceChoice, float] | None:
@@ -319,11 +319,11 @@ def choice_scores(
     return logits + span_weight * spans + search_weight * searched
 
 
-def read_choice(hit: Hit, reading: Reading, index: PassageIndex) -> SentenceChoice:
+def read_choice(hit: Hit, reading: Reading, index: SearchIndex) -> SentenceChoice:
     """The sentence of `hit` holding the reader's short answer, and that answer within it."""
     start = hit.passage.start + reading.span[0]
     end = hit.passage.start + reading.span[1]
-    sentences = [index.sentences[row] for row in index.sentence_rows(hit.passage)]
+    sentences = index.sentences_of(hit.passage)
     sentence = next((s for s in sentences if s.start <= start < s.end), sentences[0])
     # A span that runs past its sentence is cut at the sentence's end: the answer stays one quote.
     start, end = max(start, sentence.start), min(end, sentence.end)
@@ -341,7 +341,7 @@ class _QuestionTerms:
     kind: str | None
 
     @classmethod
-    def of(cls, question: str, index: PassageIndex) -> _QuestionTerms:
+    def of(cls, question: str, index: SearchIndex) -> _QuestionTerms:
         written = {word: stem(word) for word in words(question) if word not in QUESTION_WORDS}
         idf = {term: index.idf(term) for term in written.values()}
         return cls(written, idf, expected_type(question))
@@ -351,21 +351,24 @@ def _best_sentence(
     terms: _QuestionTerms,
     question_vector: np.ndarray | None,
     hits: Sequence[Hit],
-    index: PassageIndex,
+    index: SearchIndex,
     settings: AnswerSettings,
     lexical: bool,
 ) -> tuple[SentenceChoice | None, float, float]:
     """The best-scoring sentence among the hits' sentences, with its cosine and word overlap."""
-    rows: dict[int, tuple[int, Hit]] = {}
+    # Each sentence once (passages overlap), with the rank and hit of the first passage holding it.
+    rows: dict[tuple[str, int], tuple[int, Hit, Sentence, np.ndarray | None]] = {}
     for rank, hit in enumerate(hits):
-        for row in index.sentence_rows(hit.passage):
-            rows.setdefault(row, (rank, hit))
+        vectors = index.sentence_vectors_of(hit.passage) if question_vector is not None else None
+        for number, sentence in enumerate(index.sentences_of(hit.passage)):
+            vector = vectors[number] if vectors is not None else None
+            rows.setdefault((sentence.article_id, sentence.index), (rank, hit, sentence, vector))
     if not rows:
         return None, 0.0, 0.0
     order = list(rows)
-    sentences = [index.sentences[row] for row in order]
+    sentences = [rows[key][2] for key in order]
     if question_vector is not None:
-        cosines = index.sentence_vectors[order] @ question_vector.astype(np.float32)
+        cosines = np.array([rows[key][3] for key in order]) @ question_vector.astype(np.float32)
     else:
         cosines = np.zeros(len(order), dtype=np.float32)
     overlaps, exacts = _idf_overlap(terms, [s.text for s in sentences])
@@ -373,8 +376,8 @@ def _best_sentence(
     types = np.array(
         [float(holds_type(terms.kind, s.text, question_words)) for s in sentences], dtype=np.float32
     )
-    ranks = np.array([rows[row][0] for row in order], dtype=np.float32)
-    passage_scores = np.array([rows[row][1].score for row in order], dtype=np.float32)
+    ranks = np.array([rows[key][0] for key in order], dtype=np.float32)
+    passage_scores = np.array([rows[key][1].score for key in order], dtype=np.float32)
     if lexical:
         # Raw BM25 has no fixed scale: relative to the best passage's.
         passage_scores = passage_scores / max(float(hits[0].score), 1e-9)
@@ -387,7 +390,7 @@ def _best_sentence(
         - settings.rank_weight * ranks
     )
     best = int(np.argmax(scores))
-    _, hit = rows[order[best]]
+    hit = rows[order[best]][1]
     return (
         SentenceChoice(sentences[best], hit, float(scores[best])),
         float(cosines[best]),
@@ -433,7 +436,7 @@ def _without_near_duplicates(leader: Hit, hits: Sequence[Hit], limit: int) -> li
     return kept
 
 
-def _quote(hit: Hit, index: PassageIndex, best: SentenceChoice | None) -> QuotedPassage:
+def _quote(hit: Hit, index: SearchIndex, best: SentenceChoice | None) -> QuotedPassage:
     quoted = quote_passage(hit.passage, index, best.sentence if best is not None else None)
     short = None
     if best is not None and best.short is not None:
@@ -441,7 +444,7 @@ def _quote(hit: Hit, index: PassageIndex, best: SentenceChoice | None) -> Quoted
     return dataclasses.replace(quoted, score=hit.score, dense=hit.dense, lexical=hit.lexical, short=short)
 
 
-def quote_passage(passage: Passage, index: PassageIndex, highlight: Sentence | None = None) -> QuotedPassage:
+def quote_passage(passage: Passage, index: SearchIndex, highlight: Sentence | None = None) -> QuotedPassage:
     """A passage as shown, with `highlight` (a sentence, or a run of them, of its article) marked."""
     article = index.articles[passage.article_id]
     span = None

@@ -181,22 +181,21 @@ def make_engine(config: Config) -> AnswerEngine:
 
 def _index(args: argparse.Namespace, config: Config) -> int:
     if args.check:
-        from index.manifest import Manifest
-        from index.storage import verify_files
+        from bot.engine import open_store
 
+        store = open_store(config)
         try:
-            checked = verify_files(config.index_dir, Manifest.read(config.index_dir), every_checksum=True)
+            print(store.check())
         except FileNotFoundError:
-            missing = f"there is no index at {config.index_dir}: build it with 'articlebot index'"
+            missing = f"there is no index at {store.location}: build it with 'articlebot index'"
             raise ArticlebotError(missing) from None
-        print(f"the index at {config.index_dir} is whole: {checked} files match their checksums")
         return EXIT_OK
     engine = make_engine(config)
     report = engine.build(rebuild=args.rebuild, progress=sys.stderr.isatty())
     print(
         f"indexed {report.articles} article{'s' if report.articles != 1 else ''}, "
         f"{report.passages} passages ({report.embedded_articles} embedded, "
-        f"{report.removed_articles} removed) in {report.seconds:.1f} s -> {config.index_dir}"
+        f"{report.removed_articles} removed) in {report.seconds:.1f} s -> {engine.store.location}"
     )
     return EXIT_OK
 
@@ -328,7 +327,7 @@ def _print_update(engine: AnswerEngine, ingest: Ingest) -> None:
         print(
             f"index updated: {report.articles} article{'s' if report.articles != 1 else ''}, "
             f"{report.passages} passages ({report.embedded_articles} embedded, "
-            f"{report.removed_articles} removed) in {report.seconds:.1f} s -> {engine.config.index_dir}",
+            f"{report.removed_articles} removed) in {report.seconds:.1f} s -> {engine.store.location}",
             flush=True,
         )
     elif any(outcome.changed for outcome in ingest.outcomes):
@@ -357,6 +356,9 @@ def _configure_logging(debug: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("index.split").setLevel(logging.INFO)
+    # Milvus's clients log every failed call with its traceback; the error says it in one line.
+    for name in ("pymilvus", "milvus_lite"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
     logging.getLogger("articlebot.feeds").setLevel(logging.INFO)
 
 

@@ -16,8 +16,8 @@ from bot.answer import AnswerSettings
 from bot.conversation import ConversationSettings
 from index.articles import ARTICLE_SUFFIXES
 from index.errors import ArticlebotError
-from index.search import SearchSettings
 from index.split import SplitSettings
+from index.store import SearchSettings
 
 BUNDLED_ARTICLES = Path(__file__).parent / "articles"
 DEVICES = ("cpu", "cuda", "auto")
@@ -85,6 +85,39 @@ class ModelSettings:
             )
 
 
+BACKENDS = ("local", "milvus")
+MILVUS_FUSIONS = ("standardised", "weighted", "rrf")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """The `[index]` section: which engine holds the index, and where."""
+
+    # "local": FAISS and BM25 segments in index_dir; "milvus": a Milvus collection.
+    backend: str = "local"
+    # A file path: Milvus Lite, in-process (None: milvus.db in index_dir); "http(s)://host:19530":
+    # a Milvus server or cluster.
+    milvus_uri: str | None = None
+    milvus_collection: str = "articlebot"
+    milvus_token: str | None = field(default=None, repr=False)
+    # How Milvus's dense and BM25 candidates are fused: "standardised" (as the local store does),
+    # or Milvus's own "weighted" or "rrf" ranker, server-side (measured: see the README).
+    milvus_fusion: str = "standardised"
+
+    def __post_init__(self) -> None:
+        if self.milvus_fusion not in MILVUS_FUSIONS:
+            raise ValueError(
+                f"milvus_fusion is {self.milvus_fusion!r}: use one of {', '.join(MILVUS_FUSIONS)}"
+            )
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend is {self.backend!r}: use one of {', '.join(BACKENDS)}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,199}", self.milvus_collection):
+            raise ValueError(
+                f"milvus_collection is {self.milvus_collection!r}: use letters, digits and _, "
+                "starting with a letter or _ (Milvus's rule for collection names)"
+            )
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the bot is told; defaults serve the bundled article."""
@@ -99,6 +132,7 @@ class Config:
     model: ModelSettings = field(default_factory=ModelSettings)
     passages: SplitSettings = field(default_factory=SplitSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
     # News feeds (RSS or Atom URLs) polled for new articles.
     feeds: tuple[str, ...] = ()
     ingest: IngestSettings = field(default_factory=IngestSettings)
@@ -190,6 +224,7 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
     telegram = _Reader(reader.get("telegram", dict, {}), "telegram.")
     ingest = _Reader(reader.get("ingest", dict, {}), "ingest.")
     conversation = _Reader(reader.get("conversation", dict, {}), "conversation.")
+    index = _Reader(reader.get("index", dict, {}), "index.")
     feeds = reader.get("feeds", list, [])
     if not all(isinstance(item, str) and item.strip() for item in feeds):
         raise ConfigError('feeds must be a list of feed URLs, e.g. feeds = ["https://example.org/rss"]')
@@ -219,9 +254,10 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
         conversation=_section(
             conversation, ConversationSettings, ("max_turns", "idle_minutes", "max_conversations")
         ),
+        index=_index(index, base, environ),
         user_articles=default_user_articles_dir(environ),
     )
-    for reader_ in (reader, search, answer, model, passages, telegram, ingest, conversation):
+    for reader_ in (reader, search, answer, model, passages, telegram, ingest, conversation, index):
         reader_.reject_unknown()
     validate(config)
     return config
@@ -237,6 +273,28 @@ def _section(table: _Reader, kind: type[_S], keys: Sequence[str], **environment:
         return kind(**values)
     except ValueError as error:
         raise ConfigError(f"{table.prefix}{error}") from None
+
+
+def _index(section: _Reader, base: Path, environ: dict[str, str]) -> IndexSettings:
+    d = IndexSettings()
+    uri = section.get("milvus_uri", str, None)
+    if uri is not None and not uri.strip():
+        raise ConfigError("index.milvus_uri is empty: name a file (Milvus Lite) or http://host:19530")
+    if uri is not None and "://" not in uri:
+        if not uri.endswith(".db"):
+            raise ConfigError(f"index.milvus_uri is {uri!r}: a Milvus Lite file's name ends in .db")
+        uri = str(_resolve(uri, base))  # a Milvus Lite file, relative to the config file
+    token = _override(environ, "ARTICLEBOT_MILVUS_TOKEN", section.get("milvus_token", str, None))
+    try:
+        return IndexSettings(
+            backend=section.get("backend", str, d.backend),
+            milvus_uri=uri,
+            milvus_collection=section.get("milvus_collection", str, d.milvus_collection),
+            milvus_token=token or None,
+            milvus_fusion=section.get("milvus_fusion", str, d.milvus_fusion),
+        )
+    except ValueError as error:
+        raise ConfigError(f"index.{error}") from None
 
 
 def _telegram(section: _Reader, environ: dict[str, str]) -> TelegramSettings:

@@ -131,7 +131,7 @@ def run_console(engine: AnswerEngine, console: Console | None = None) -> int:
     session = ConsoleSession(engine, console)
     engine.on_reload = lambda index: console.print(
         f"articles changed: now {len(index.articles)} article{'s' if len(index.articles) != 1 else ''}, "
-        f"{len(index.passages)} passages",
+        f"{sum(index.passage_counts.values())} passages",
         style="dim",
     )
     articles = engine.index.articles.values()

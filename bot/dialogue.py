@@ -29,8 +29,8 @@ from bot.conversation import Conversation, Turn
 from bot.followup import PRONOUNS, Interpretation, Kind, interpret
 from bot.reader import Reader
 from index.lexical import QUESTION_WORDS, stem, tokenize, words
-from index.search import PassageIndex, SearchSettings
 from index.split import Passage, Sentence
+from index.store import SearchIndex, SearchSettings
 
 # The gist: the article's opening sentences, up to this many words (at least its first sentence).
 LEDE_SENTENCES = 3
@@ -53,7 +53,7 @@ def respond(
     question: str,
     conversation: Conversation,
     encode: Encode,
-    index: PassageIndex,
+    index: SearchIndex,
     reader: Reader | None,
     search: SearchSettings = SearchSettings(),
     settings: AnswerSettings = AnswerSettings(),
@@ -84,7 +84,7 @@ def respond(
 
 
 def plan(
-    question: str, conversation: Conversation, encode: Encode, index: PassageIndex, search: SearchSettings
+    question: str, conversation: Conversation, encode: Encode, index: SearchIndex, search: SearchSettings
 ) -> tuple[Interpretation, np.ndarray | None]:
     """How the question is read, checked against the index, and the vector of what is searched."""
     reading = interpret(question, conversation)
@@ -106,7 +106,7 @@ def plan(
     return reading, encode(reading.question)
 
 
-def changes_topic(question: str, article_id: str, index: PassageIndex) -> bool:
+def changes_topic(question: str, article_id: str, index: SearchIndex) -> bool:
     """Whether a question that seems to lean on the last answer is about another article: two or
     more of its own words are missing from that answer's article and stand together in a passage
     of another. ("When did he first mention wireless communication?" after an answer about Armenia
@@ -140,7 +140,7 @@ _NOT_OWN = frozenset(
 )
 
 
-def _article_terms(index: PassageIndex, article_id: str) -> frozenset[str]:
+def _article_terms(index: SearchIndex, article_id: str) -> frozenset[str]:
     """The stemmed words of an article (worked out once per article text)."""
     return _terms_of(index.articles[article_id].text)
 
@@ -153,7 +153,7 @@ def _terms_of(text: str) -> frozenset[str]:
 # Answers that need no reader -------------------------------------------------------------------
 
 
-def gist(question: str, index: PassageIndex, article_id: str | None) -> Reply:
+def gist(question: str, index: SearchIndex, article_id: str | None) -> Reply:
     """The opening of the article in focus; with several articles and none in focus, each one's
     opening sentence, newest first."""
     if article_id is None or article_id not in index.articles:
@@ -179,7 +179,7 @@ def gist(question: str, index: PassageIndex, article_id: str | None) -> Reply:
     return Reply(answer, Turn(None, True, article_id, passage.id, last_number, lede.text, None))
 
 
-def overview(question: str, index: PassageIndex) -> Reply:
+def overview(question: str, index: SearchIndex) -> Reply:
     """Every article (the newest `OVERVIEW_ARTICLES`) with its opening sentence."""
     articles = sorted(index.articles.values(), key=lambda a: (a.date or "", a.title), reverse=True)
     quoted = []
@@ -191,7 +191,7 @@ def overview(question: str, index: PassageIndex) -> Reply:
     return Reply(answer, Turn(None, False))
 
 
-def what_comes_next(question: str, index: PassageIndex, previous: Turn, read_as: str | None) -> Reply:
+def what_comes_next(question: str, index: SearchIndex, previous: Turn, read_as: str | None) -> Reply:
     """The sentence after the last answer's, in the passage that leads up to it."""
     assert previous.article_id is not None and previous.sentence is not None
     number = previous.sentence + 1
@@ -217,7 +217,7 @@ def what_comes_next(question: str, index: PassageIndex, previous: Turn, read_as:
 
 
 def _opening(
-    index: PassageIndex, article_id: str, sentences: int = LEDE_SENTENCES
+    index: SearchIndex, article_id: str, sentences: int = LEDE_SENTENCES
 ) -> tuple[Passage, Sentence] | None:
     """The first passage of an article and its opening sentences as one span (the lede)."""
     passage = index.passage(f"{article_id}#0")
@@ -234,13 +234,15 @@ def _opening(
     return passage, Sentence(article_id, first.index, first.paragraph, first.start, last.end, text)
 
 
-def _passage_holding(index: PassageIndex, article_id: str, number: int) -> tuple[Passage, Sentence] | None:
+def _passage_holding(index: SearchIndex, article_id: str, number: int) -> tuple[Passage, Sentence] | None:
     """The passage that holds sentence `number` with the sentence before it (else any that holds
     it), and that sentence."""
     holding = [
         passage
-        for passage in (index.passages[int(row)] for row in index.article_passage_rows((article_id,)))
-        if passage.first_sentence <= number <= passage.last_sentence
+        for passage in (
+            index.passage(f"{article_id}#{n}") for n in range(index.passage_counts.get(article_id, 0))
+        )
+        if passage is not None and passage.first_sentence <= number <= passage.last_sentence
     ]
     if not holding:
         return None

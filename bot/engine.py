@@ -6,11 +6,10 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +29,10 @@ from index.articles import (
     load_articles,
     survey_articles,
 )
-from index.build import BuildReport, UnreadArticles, build_index
 from index.embed import Embedder, SentenceTransformerEmbedder
 from index.errors import ArticlebotError, IndexMismatchError
 from index.ingest import ArticleFolder, Outcome
-from index.manifest import MANIFEST, Manifest, index_is_current
-from index.search import PassageIndex
-from index.storage import load_index
+from index.store import BuildReport, SearchIndex, Store, UnreadArticles
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +49,7 @@ class Ingest:
     report: BuildReport | None
     folder: Path
     # The index as it stands afterwards (None if none was loaded and nothing changed).
-    index: PassageIndex | None = None
+    index: SearchIndex | None = None
 
     @property
     def failed(self) -> bool:
@@ -62,6 +58,17 @@ class Ingest:
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def open_store(config: Config) -> Store:
+    """The configured backend: the local index folder, or a Milvus collection."""
+    if config.index.backend == "milvus":
+        from index.milvus import MilvusStore
+
+        return MilvusStore.of_settings(config.index, config.index_dir)
+    from index.local.store import LocalStore
+
+    return LocalStore(config.index_dir)
 
 
 def _default_query_encoder(embedder: Embedder, choice: str = "fast") -> Embedder:
@@ -97,15 +104,16 @@ class AnswerEngine:
             self.embedder, config.model.query_encoder
         )
         self.status = status
-        self._index: PassageIndex | None = None
-        # The manifest file the loaded index was read through: when another process (an `add`, a
-        # feed poll, `articlebot index`) replaces it, the next question reads the new index.
-        self._manifest_seen: tuple[int, int, int] | None = None
+        self.store: Store = open_store(config)
+        self._index: SearchIndex | None = None
+        # The index the loaded one was read as: when another process (an `add`, a feed poll,
+        # `articlebot index`) publishes a new one, the next question reads it.
+        self._manifest_seen: Hashable | None = None
         self._reload = threading.Lock()
         self.reader = Reader()
-        self._corrector: tuple[PassageIndex, SpellingCorrector] | None = None
+        self._corrector: tuple[SearchIndex, SpellingCorrector] | None = None
         # Called with the new index after a reload, from the thread that asked.
-        self.on_reload: Callable[[PassageIndex], None] | None = None
+        self.on_reload: Callable[[SearchIndex], None] | None = None
 
     def read_articles(self) -> list[Article]:
         """The articles as they are on disk now (folders gain files while the bot runs)."""
@@ -116,37 +124,43 @@ class AnswerEngine:
         )
 
     @property
-    def index(self) -> PassageIndex:
+    def index(self) -> SearchIndex:
         """The index, the newest saved one: reloaded when another process has replaced it."""
         if self._index is None:
             return self.ensure_index()
         self.refresh()
         return self._index
 
-    def ensure_index(self, *, rebuild: bool = False, progress: bool = False) -> PassageIndex:
+    def ensure_index(self, *, rebuild: bool = False, progress: bool = False) -> SearchIndex:
         """Load the saved index, after building or updating it when the articles changed."""
-        directory = self.config.index_dir
         articles = None
         current = not rebuild and self._files_unchanged()
         if not rebuild and not current:
             articles = self.read_articles()
-            current = index_is_current(directory, articles, self.config.passages)
+            current = self._index_is_current(articles)
         loaded = False
         if current:
             # One built another way (model, format) is built again: the build says so in one line.
             with contextlib.suppress(IndexMismatchError):
-                self._set_index(load_index(directory, self.embedder))
+                self._set_index(self.store.load(self.embedder))
                 loaded = True
         if not loaded:
             self.build(rebuild=rebuild, progress=progress, articles=articles)
         assert self._index is not None
         return self._index
 
+    def _index_is_current(self, articles: list[Article]) -> bool:
+        """Whether the saved index was built from exactly these articles, split as configured."""
+        try:
+            return self.store.read_manifest().is_current(articles, self.config.passages)
+        except (FileNotFoundError, ArticlebotError):
+            return False
+
     def _survey_articles(self) -> list[Article | KnownArticle]:
         """The articles for an update: a file the saved index holds unchanged (same size and
         modification time) is not read again, so adding one story to an archive reads one file."""
         try:
-            manifest = Manifest.read(self.config.index_dir)
+            manifest = self.store.read_manifest()
         except (FileNotFoundError, ArticlebotError):
             return list(self.read_articles())
         if manifest.split != self.config.passages or manifest.model != self.embedder.model_name:
@@ -169,7 +183,7 @@ class AnswerEngine:
         """Whether every article file is the one the saved index was built from, by size and
         modification time: a start over a large archive need not read and hash every file."""
         try:
-            manifest = Manifest.read(self.config.index_dir)
+            manifest = self.store.read_manifest()
         except (FileNotFoundError, ArticlebotError):
             return False
         if not manifest.sources or manifest.split != self.config.passages:
@@ -195,10 +209,10 @@ class AnswerEngine:
                 return False  # another thread reloaded it meanwhile
             try:
                 # Segments never change: the ones already in memory are kept, only new ones read.
-                index = load_index(self.config.index_dir, self.embedder, reuse=self._index)
+                index = self.store.load(self.embedder, reuse=self._index)
             except (FileNotFoundError, ArticlebotError) as error:
                 # Keep answering from the index in memory; the build that broke it will say why.
-                log.warning("the index at %s could not be reloaded: %s", self.config.index_dir, error)
+                log.warning("the index at %s could not be reloaded: %s", self.store.location, error)
                 self._manifest_seen = seen
                 return False
             self._set_index(index, seen)
@@ -206,32 +220,27 @@ class AnswerEngine:
             self.on_reload(index)
         return True
 
-    def _set_index(self, index: PassageIndex, seen: tuple[int, int, int] | None = None) -> None:
+    def _set_index(self, index: SearchIndex, seen: Hashable | None = None) -> None:
         self._index = index
         self._manifest_seen = seen or self._manifest_identity()
 
-    def _manifest_identity(self) -> tuple[int, int, int] | None:
-        try:
-            stat = os.stat(self.config.index_dir / MANIFEST)
-        except OSError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+    def _manifest_identity(self) -> Hashable | None:
+        return self.store.identity()
 
     def build(
         self, *, rebuild: bool = False, progress: bool = False, articles: list[Article] | None = None
     ) -> BuildReport:
         """Build or update the index, re-embedding only added or changed articles (`articles`:
         the ones just read from disk, else they are read now)."""
-        verb = "building" if rebuild or not (self.config.index_dir / MANIFEST).exists() else "updating"
-        self.status(f"articlebot: {verb} the index at {self.config.index_dir} …")
+        verb = "building" if rebuild or self.store.identity() is None else "updating"
+        self.status(f"articlebot: {verb} the index at {self.store.location} …")
         surveyed: list[Article] | list[Article | KnownArticle]
         surveyed = (
             articles if articles is not None else self.read_articles() if rebuild else self._survey_articles()
         )
         build = functools.partial(
-            build_index,
+            self.store.build,
             embedder=self.embedder,
-            index_dir=self.config.index_dir,
             settings=self.config.passages,
             rebuild=rebuild,
             progress=progress,
@@ -352,7 +361,7 @@ class AnswerEngine:
         answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
         return answer, conversation.then(reply.turn, self.config.conversation.max_turns)
 
-    def _spelling(self, index: PassageIndex) -> SpellingCorrector:
+    def _spelling(self, index: SearchIndex) -> SpellingCorrector:
         """The corrector for this index's articles, made once per index."""
         if self._corrector is None or self._corrector[0] is not index:
             self._corrector = (index, SpellingCorrector.from_counts(index.word_counts))

@@ -184,7 +184,7 @@ def squad_articles(squad_file: Path, folder: Path, limit: int | None) -> int:
 def bench_build(name: str, article_paths: Sequence[Path], embedder: Any, target: Path) -> Any:
     """Full build (split, embed, BM25, save) against the bare encoder on the texts it embeds."""
     from index.articles import load_articles
-    from index.build import build_index
+    from index.local.build import build_index
     from index.split import SplitSettings, split_article
 
     print(f"build: {name}", file=sys.stderr)
@@ -243,7 +243,7 @@ def bench_build_rate(squad_folder: Path, embedder: Any, work: Path) -> None:
     import torch
 
     from index.articles import load_articles
-    from index.build import build_index
+    from index.local.build import build_index
     from index.split import SplitSettings
 
     articles = load_articles([squad_folder])
@@ -290,8 +290,8 @@ def bench_interrupted_build(squad_folder: Path, embedder: Any, work: Path) -> No
     import shutil
 
     from index.articles import load_articles
-    from index.build import build_index
-    from index.storage import load_index
+    from index.local.build import build_index
+    from index.local.storage import load_index
 
     print("interrupted build", file=sys.stderr)
     articles_folder = work / "interrupt-articles"
@@ -533,7 +533,7 @@ def bench_conversation(index_dir: Path, embedder: Any, rounds: int) -> None:
     from bot.config import Config
     from bot.conversation import Conversation, Conversations, ConversationSettings, Turn
     from bot.engine import AnswerEngine
-    from index.search import PassageIndex
+    from index.local.search import PassageIndex
 
     print("conversation", file=sys.stderr)
     engine = AnswerEngine(Config(index_dir=index_dir), embedder=embedder, status=lambda m: None)
@@ -662,10 +662,11 @@ def bench_scale(
     """Dense and lexical search at `sizes` passages: real SQuAD vectors and words, generated bulk."""
     import faiss
 
-    from index.dense import dense_index, describe_dense_index
-    from index.lexical import LexicalIndex
-    from index.search import PassageIndex, SearchSettings
+    from index.local.bm25 import LexicalIndex
+    from index.local.dense import dense_index, describe_dense_index
+    from index.local.search import PassageIndex
     from index.split import Passage, Sentence
+    from index.store import SearchSettings
 
     anchors = np.asarray(
         np.concatenate([squad_index.passage_vectors, squad_index.sentence_vectors]), np.float32
@@ -809,7 +810,7 @@ class ArchiveEmbedder:
 
 
 def bench_real_scale(
-    passages: int, squad_file: Path, work: Path, paragraphs_per_story: int = 5
+    passages: int, squad_file: Path, work: Path, paragraphs_per_story: int = 5, backend: str = "local"
 ) -> dict[str, float]:
     """An archive of about `passages` passages through the path a user takes: `build_index` from
     files, save, load and answer in a fresh bot process, add and remove an article, search and
@@ -853,7 +854,9 @@ def bench_real_scale(
     # Built in a child process, so that what the build held (gigabytes at a million passages) is
     # given back before the bot's figures are taken, with the index in the page cache as it would be.
     anchors_file = str(work / "anchors.npy")
-    built = child("build-archive", articles=str(folder), index_dir=str(index_dir), anchors=anchors_file)
+    built = child(
+        "build-archive", articles=str(folder), index_dir=str(index_dir), anchors=anchors_file, backend=backend
+    )
     build_s, size = float(built["seconds"]), int(built["passages"])
     disk_mb = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file()) / 1e6
     row(
@@ -863,12 +866,18 @@ def bench_real_scale(
     )
     # The bot's own process: load (checking the index is current against every file), then answer.
     served = child(
-        "serve-archive", articles=str(folder), index_dir=str(index_dir), question="Who built the new roof?"
+        "serve-archive",
+        articles=str(folder),
+        index_dir=str(index_dir),
+        question="Who built the new roof?",
+        backend=backend,
     )
+    config_file = work / "articlebot.toml"
+    config_file.write_text(f'[index]\nbackend = "{backend}"\n', encoding="utf-8")
     started = time.perf_counter()
     subprocess.run(
-        [str(Path(PYTHON).parent / "articlebot"), "--articles", str(folder), "--index-dir", str(index_dir),
-         "ask", "Which team won Super Bowl 50?"],
+        [str(Path(PYTHON).parent / "articlebot"), "--config", str(config_file), "--articles", str(folder),
+         "--index-dir", str(index_dir), "ask", "Which team won Super Bowl 50?"],
         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=True,
     )  # fmt: skip
     ask_cold_s = time.perf_counter() - started
@@ -890,16 +899,18 @@ def bench_real_scale(
     )
     # Adding and removing one article, as `articlebot add` and a feed's pruning do: an engine that
     # has not loaded the index updates it (reading only the files that changed).
-    from bot.config import Config
+    from bot.config import Config, IndexSettings
     from bot.engine import AnswerEngine
 
     def update() -> float:
-        engine = AnswerEngine(
-            Config(articles=(folder,), index_dir=index_dir), embedder=embedder, status=lambda m: None
-        )
+        config = Config(articles=(folder,), index_dir=index_dir, index=IndexSettings(backend=backend))
+        engine = AnswerEngine(config, embedder=embedder, status=lambda m: None)
         started = time.perf_counter()
         engine.build()
-        return time.perf_counter() - started
+        took = time.perf_counter() - started
+        if hasattr(engine.store, "close"):
+            engine.store.close()  # Milvus Lite's file: the search child opens it next
+        return took
 
     (folder / "story-new.txt").write_text(f"Title: A new story\n\n{bodies[3]}\n", encoding="utf-8")
     embedder.seconds = 0.0
@@ -914,7 +925,9 @@ def bench_real_scale(
     )
     # Search and recall in a loaded index, against exact search over every live vector, in a
     # process of its own as the bot's.
-    searched = child("search-archive", index_dir=str(index_dir), anchors=anchors_file, questions=questions)
+    searched = child(
+        "search-archive", index_dir=str(index_dir), anchors=anchors_file, questions=questions, backend=backend
+    )
     p50, p95, recall = float(searched["p50"]) * 1000, float(searched["p95"]) * 1000, float(searched["recall"])
     row(
         "scale",
@@ -947,14 +960,92 @@ def scale_main(argv: Sequence[str]) -> int:
         "--paragraphs-per-story", type=int, default=5, metavar="K", help="story length (default 5)"
     )
     parser.add_argument("--squad-file", type=Path, default=os.environ.get(SQUAD_ENV) or None, metavar="PATH")
+    parser.add_argument(
+        "--backend",
+        choices=("local", "milvus"),
+        default="local",
+        help="where the index is kept (Milvus Lite)",
+    )
     args = parser.parse_args(argv)
     if problem := squad_file_problem(args.squad_file):
         print(f"bench.py: {problem}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="articlebot-scale-") as folder:
         os.environ["XDG_CACHE_HOME"] = str(Path(folder) / "cache")
-        figures = bench_real_scale(args.passages, args.squad_file, Path(folder), args.paragraphs_per_story)
+        figures = bench_real_scale(
+            args.passages, args.squad_file, Path(folder), args.paragraphs_per_story, args.backend
+        )
     print_table("scripts/bench.py scale " + " ".join(argv))
+    print(json.dumps({"backend": args.backend, **figures}))
+    return 0
+
+
+def backends_main(argv: Sequence[str]) -> int:
+    """`bench.py backends`: the bundled article in each backend, side by side: build, cold `ask`,
+    warm answers and their search, memory and disk."""
+    parser = argparse.ArgumentParser(prog="bench.py backends", description=backends_main.__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the question set for warm latency")
+    parser.add_argument("--runs", type=int, default=3, help="cold `articlebot ask` runs")
+    args = parser.parse_args(argv)
+    from bot.config import BUNDLED_ARTICLES
+    from index.articles import load_articles
+    from index.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder("cpu")
+    embedder.encode(["warm up"])
+    articles = load_articles([BUNDLED_ARTICLES])
+    figures: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="articlebot-backends-") as folder:
+        os.environ["XDG_CACHE_HOME"] = str(Path(folder) / "cache")
+        for backend in ("local", "milvus"):
+            from bot.config import Config, IndexSettings
+            from bot.engine import open_store
+
+            index_dir = Path(folder) / backend
+            config = Config(index_dir=index_dir, index=IndexSettings(backend=backend))
+            started = time.perf_counter()
+            store = open_store(config)
+            _, report = store.build(articles, embedder, config.passages)
+            build_s = time.perf_counter() - started
+            if hasattr(store, "close"):
+                store.close()  # Milvus Lite's file: the processes timed next open it
+            config_file = Path(folder) / f"{backend}.toml"
+            config_file.write_text(f'index_dir = "{index_dir}"\n[index]\nbackend = "{backend}"\n', "utf-8")
+            cold = []
+            for _ in range(args.runs):
+                started = time.perf_counter()
+                subprocess.run(
+                    [str(Path(PYTHON).parent / "articlebot"), "--config", str(config_file), "ask",
+                     "who was fired?"],
+                    capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=True,
+                )  # fmt: skip
+                cold.append(time.perf_counter() - started)
+            warm = child(
+                "warm-asks",
+                articles=str(BUNDLED_ARTICLES),
+                index_dir=str(index_dir),
+                backend=backend,
+                questions=QUESTIONS,
+                rounds=args.rounds,
+            )
+            disk = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file()) / 1e6
+            label = f"bundled article, {backend}"
+            row("backends", f"{label}: build ({report.passages} passages, embedding included)",
+                f"{report.passages / build_s:.1f} passages/s ({build_s:.1f} s)")  # fmt: skip
+            row("backends", f"{label}: cold `articlebot ask`, median of {args.runs}",
+                f"{statistics.median(cold):.2f} s", "≤ 1 s local",
+                statistics.median(cold) <= 1 if backend == "local" else None)  # fmt: skip
+            row("backends", f"{label}: warm answer p50 / p95; its search p50 / p95",
+                f"{warm['p50']:.0f} / {warm['p95']:.0f} ms; "
+                f"{warm['search_p50']:.1f} / {warm['search_p95']:.1f} ms")  # fmt: skip
+            row("backends", f"{label}: peak memory / disk", f"{warm['peak']:.0f} MB / {disk:.1f} MB")
+            figures[backend] = {
+                "build_s": build_s,
+                "cold_s": statistics.median(cold),
+                **warm,
+                "disk_mb": disk,
+            }
+    print_table("scripts/bench.py backends " + " ".join(argv))
     print(json.dumps(figures))
     return 0
 
@@ -995,6 +1086,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["scale"]:
         return scale_main(given[1:])
+    if given[:1] == ["backends"]:
+        return backends_main(given[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 SQuAD paragraphs, scale at 100,000 only")
     parser.add_argument(
@@ -1065,7 +1158,7 @@ def run_sections(
             bench_ingest(squad_folder, work / "index-squad", embedder, work)
     if not (bundled_dir / "manifest.json").exists():
         from index.articles import load_articles
-        from index.build import build_index
+        from index.local.build import build_index
 
         build_index(load_articles([BUNDLED_ARTICLES]), embedder, bundled_dir)
     if "cold" not in skip:

@@ -76,8 +76,8 @@ def memory_peak(index_dir: str, query_encoder: str, questions: list[str]) -> dic
 def build(articles: str, index_dir: str, marker: str) -> None:
     """Build `index_dir` from `articles`, touching `marker` as each article is split."""
     from index.articles import load_articles
-    from index.build import build_index
     from index.embed import SentenceTransformerEmbedder
+    from index.local.build import build_index
 
     build_index(
         load_articles([Path(articles)]),
@@ -87,36 +87,47 @@ def build(articles: str, index_dir: str, marker: str) -> None:
     )
 
 
-def build_archive(articles: str, index_dir: str, anchors: str) -> dict[str, object]:
+def _config(articles: str, index_dir: str, backend: str) -> object:
+    """The bot's config for this archive and index, in the backend named."""
+    from bot.config import Config, IndexSettings
+
+    return Config(articles=(Path(articles),), index_dir=Path(index_dir), index=IndexSettings(backend=backend))
+
+
+def build_archive(articles: str, index_dir: str, anchors: str, backend: str = "local") -> dict[str, object]:
     """`bench.py scale`'s build: the archive's files indexed with its stand-in embedder."""
     import numpy as np
 
+    from bot.engine import open_store
     from index.articles import load_articles
-    from index.build import build_index
     from index.embed import SentenceTransformerEmbedder
     from scripts.bench import ArchiveEmbedder
 
     model = SentenceTransformerEmbedder("cpu")
     embedder = ArchiveEmbedder(np.load(anchors), model.count_tokens, model.model_name)
+    config = _config(articles, index_dir, backend)
     started = time.perf_counter()
-    _, report = build_index(load_articles([Path(articles)]), embedder, Path(index_dir))
+    store = open_store(config)  # type: ignore[arg-type]
+    _, report = store.build(load_articles([Path(articles)]), embedder, config.passages)  # type: ignore[attr-defined]
     return {"seconds": time.perf_counter() - started, "passages": report.passages}
 
 
-def search_archive(index_dir: str, anchors: str, questions: list[str]) -> dict[str, object]:
+def search_archive(
+    index_dir: str, anchors: str, questions: list[str], backend: str = "local"
+) -> dict[str, object]:
     """Hybrid search timed over a loaded archive, and dense recall@10 against exact search, in a
     process like the bot's: torch never imported (in the benchmark's own process, where torch had
     run, FAISS's and torch's OpenMP threads contended: p50 32 ms against 15 ms here)."""
     import numpy as np
 
+    from bot.engine import open_store
     from index.fast_encoder import NumpyMiniLMEncoder
-    from index.search import SearchSettings
-    from index.storage import load_index
+    from index.store import SearchSettings
     from scripts.bench import ArchiveEmbedder
 
     tokens = NumpyMiniLMEncoder()
     embedder = ArchiveEmbedder(np.load(anchors), tokens.count_tokens, tokens.model_name)
-    loaded = load_index(Path(index_dir), embedder)
+    loaded = open_store(_config("", index_dir, backend)).load(embedder)  # type: ignore[arg-type]
     vectors = embedder.encode(questions)
     # Twice: the first round also reads index pages no earlier process touched, the second is a
     # running bot's.
@@ -127,6 +138,13 @@ def search_archive(index_dir: str, anchors: str, questions: list[str]) -> dict[s
             loaded.search(question, vector, k=5)
             times.append(time.perf_counter() - started)
     first, times = rounds
+    timed = {
+        "p50": float(np.percentile(times, 50)),
+        "p95": float(np.percentile(times, 95)),
+        "first_p50": float(np.percentile(first, 50)),
+    }
+    if not hasattr(loaded, "passage_vectors"):
+        return {**timed, "recall": float("nan")}  # Milvus: no local copy of the vectors to hold it to
     all_vectors = np.asarray(loaded.passage_vectors, dtype=np.float32)
     exact = vectors @ all_vectors.T
     # The archive repeats paragraphs, so exact scores tie: a found row counts when it scores as
@@ -146,15 +164,14 @@ def search_archive(index_dir: str, anchors: str, questions: list[str]) -> dict[s
     }
 
 
-def serve_archive(articles: str, index_dir: str, question: str) -> dict[str, object]:
+def serve_archive(articles: str, index_dir: str, question: str, backend: str = "local") -> dict[str, object]:
     """What the bot does at start over a saved archive: load the index (checking it is current
     against the article files), then answer one question; seconds to each, and memory after."""
     started = time.perf_counter()
-    from bot.config import Config
     from bot.engine import AnswerEngine
 
     said: list[str] = []
-    engine = AnswerEngine(Config(articles=(Path(articles),), index_dir=Path(index_dir)), status=said.append)
+    engine = AnswerEngine(_config(articles, index_dir, backend), status=said.append)  # type: ignore[arg-type]
     engine.ensure_index()
     loaded = time.perf_counter() - started
     engine.ask(question)
@@ -167,6 +184,33 @@ def serve_archive(articles: str, index_dir: str, question: str) -> dict[str, obj
     return {"load": loaded, "answer": answered, "rss": rss, "anon": anon, "peak": peak, "built": bool(said)}
 
 
+def warm_asks(
+    articles: str, index_dir: str, backend: str, questions: list[str], rounds: int
+) -> dict[str, object]:
+    """A running bot's answers over a built index: p50 / p95 of `ask` and of its search, and memory."""
+    import numpy as np
+
+    from bot.engine import AnswerEngine
+
+    engine = AnswerEngine(_config(articles, index_dir, backend), status=lambda message: None)  # type: ignore[arg-type]
+    engine.ask(questions[0])
+    total, search = [], []
+    for _ in range(rounds):
+        for question in questions:
+            answer = engine.ask(question)
+            total.append(answer.timings_ms["total"])
+            search.append(answer.timings_ms["search"])
+    status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+    peak = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
+    return {
+        "p50": float(np.percentile(total, 50)),
+        "p95": float(np.percentile(total, 95)),
+        "search_p50": float(np.percentile(search, 50)),
+        "search_p95": float(np.percentile(search, 95)),
+        "peak": peak,
+    }
+
+
 CHILDREN: dict[str, Callable[..., dict[str, object] | None]] = {
     "model-load-torch": model_load_torch,
     "model-load-fast": model_load_fast,
@@ -176,6 +220,7 @@ CHILDREN: dict[str, Callable[..., dict[str, object] | None]] = {
     "build-archive": build_archive,
     "serve-archive": serve_archive,
     "search-archive": search_archive,
+    "warm-asks": warm_asks,
 }
 
 

@@ -38,7 +38,7 @@ from bot.answer import (  # noqa: E402
 from bot.config import Config  # noqa: E402
 from bot.reader import Reader, Reading  # noqa: E402
 from index.errors import ArticlebotError  # noqa: E402
-from index.search import Hit  # noqa: E402
+from index.store import Hit  # noqa: E402
 
 SPAN_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 SEARCH_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)

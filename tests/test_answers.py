@@ -8,8 +8,8 @@ import pytest
 from bot.answer import MAX_QUESTION_CHARS, SPAN_WEIGHT, QuestionError, choice_scores, normalize_question
 from bot.engine import AnswerEngine
 from bot.reader import Reading
-from index.search import Hit
 from index.split import Passage
+from index.store import Hit
 
 pytestmark = pytest.mark.slow
 

@@ -45,6 +45,7 @@ def test_example_config_documents_every_key() -> None:
         "passages": ["max_sentences", "max_words", "stride", "cross_paragraphs"],
         "model": ["device", "query_encoder"],
         "ingest": list(config.ingest.__dataclass_fields__),
+        "index": list(config.index.__dataclass_fields__),
     }.items():
         assert set(fields) <= set(documented[section]), section
     telegram_fields = set(config.telegram.__dataclass_fields__)

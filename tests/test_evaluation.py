@@ -25,8 +25,8 @@ from bot.evaluation.metrics import (
 from bot.evaluation.squad import SquadFormatError, load_squad
 from bot.reader import Reader
 from index.embed import SentenceTransformerEmbedder
-from index.search import SearchSettings
 from index.split import SplitSettings
+from index.store import SearchSettings
 
 
 def test_normalisation_is_the_official_squads() -> None:

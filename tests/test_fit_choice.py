@@ -9,8 +9,8 @@ import pytest
 from project_scripts import load_script
 
 from bot.reader import Reading
-from index.search import Hit
 from index.split import Passage
+from index.store import Hit
 
 
 def test_accuracy_counts_the_questions_whose_chosen_passage_is_right() -> None:

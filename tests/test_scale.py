@@ -10,10 +10,10 @@ import pytest
 
 from bot.config import BUNDLED_ARTICLES, ConfigError, load_config
 from index.articles import load_articles
-from index.build import build_index
-from index.dense import dense_index, describe_dense_index
 from index.embed import SentenceTransformerEmbedder
-from index.storage import load_index
+from index.local.build import build_index
+from index.local.dense import dense_index, describe_dense_index
+from index.local.storage import load_index
 
 
 def _clustered(count: int, dimension: int = 64, centres: int = 300, seed: int = 0) -> np.ndarray:

@@ -4,6 +4,7 @@ path through the same code is tested in test_store.py and test_ingest.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,12 @@ import pytest
 from fakes import HashEmbedder
 
 from index.articles import load_articles
-from index.build import MAX_SEGMENTS, build_index
 from index.lexical import tokenize
+from index.local.build import MAX_SEGMENTS, build_index
+from index.local.storage import load_index
 from index.manifest import Manifest
-from index.search import SearchSettings
 from index.split import SplitSettings
-from index.storage import load_index
+from index.store import SearchSettings
 
 STORIES = {
     "storm": "Title: Storm hits coast\n\nA storm hit the coast on Monday. Thousands lost power.\n\n"
@@ -262,16 +263,16 @@ def test_an_update_reads_only_the_files_that_changed(tmp_path: Path, monkeypatch
     assert (report.articles, report.embedded_articles) == (4, 4)
 
 
-async def test_button_references_are_worked_out_once_per_segment(
+async def test_button_references_are_worked_out_once_per_article(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A button press after an article arrived used to hash every passage id of the archive again."""
     from bot.config import Config, TelegramSettings
     from bot.engine import AnswerEngine
-    from bot.telegram.keyboards import passage_ref
+    from bot.telegram import services as services_module
+    from bot.telegram.keyboards import PassageRefs, passage_ref
     from bot.telegram.limits import RequestLimiter
     from bot.telegram.services import BotServices
-    from index.search import Segment
 
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, STORIES)
@@ -279,13 +280,14 @@ async def test_button_references_are_worked_out_once_per_segment(
     engine = AnswerEngine(config, embedder=embedder, query_encoder=embedder, status=lambda m: None)
     engine.ensure_index()
     hashed: list[str] = []
-    real_ids = Segment.passage_ids
 
-    def counting_ids(self: Segment) -> object:
-        hashed.append(self.name)
-        return real_ids(self)
+    class CountingRefs(PassageRefs):
+        def __init__(self, passage_ids: Iterable[str]) -> None:
+            ids = list(passage_ids)
+            hashed.extend(sorted({passage_id.split("#")[0] for passage_id in ids}))
+            super().__init__(ids)
 
-    monkeypatch.setattr(Segment, "passage_ids", counting_ids)
+    monkeypatch.setattr(services_module, "PassageRefs", CountingRefs)
     services = BotServices(engine, TelegramSettings(), RequestLimiter(20))
     assert await services.resolve(passage_ref("storm#0")) == "storm#0"
     write(folder, {"town-1": EXTRA["town-1"]})
@@ -293,8 +295,8 @@ async def test_button_references_are_worked_out_once_per_segment(
     assert await services.resolve(passage_ref("town-1#0")) == "town-1#0"
     assert await services.resolve(passage_ref("budget#0")) == "budget#0"
     assert await services.resolve(passage_ref("gone#0")) is None
-    old, new = (segment.name for segment in engine.index.segments)
-    assert hashed == [old, new]  # the old segment's ids were hashed once, not again after the reload
+    # Each article's ids were hashed once, not again after the reload; the new one's once.
+    assert sorted(hashed) == sorted([*STORIES, "town-1"])
 
 
 def test_the_manifest_names_the_largest_segments_dense_index_after_an_update(tmp_path: Path) -> None:
@@ -328,7 +330,7 @@ def test_an_article_table_pointing_past_its_texts_is_damage_not_a_wrong_answer(t
     import numpy as np
 
     from index.errors import IndexCorruptError
-    from index.storage import read_segment
+    from index.local.storage import read_segment
 
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, STORIES)
@@ -351,8 +353,8 @@ def test_an_article_table_pointing_past_its_texts_is_damage_not_a_wrong_answer(t
 def test_a_damaged_text_in_a_large_archive_is_refused_when_read_never_quoted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: bytes, new: bytes
 ) -> None:
-    from index import storage
     from index.errors import IndexCorruptError
+    from index.local import storage
 
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, STORIES)
@@ -397,7 +399,7 @@ def test_pooled_passage_vectors_are_their_sentences_weighted_mean_and_no_passage
 def test_search_shortcuts_agree_with_the_plain_way_over_masked_segments(tmp_path: Path) -> None:
     """Search reads sentence rows from the tables, copies live BM25 rows in runs and picks BM25's
     best among the passages it scored: each must give what the plain way gives."""
-    from index.search import _top
+    from index.local.search import _top
 
     folder, index_dir, embedder = tmp_path / "news", tmp_path / "index", HashEmbedder()
     write(folder, {**STORIES, **EXTRA})

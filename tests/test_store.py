@@ -18,16 +18,16 @@ import pytest
 
 from bot.config import Config
 from bot.engine import AnswerEngine
-from index import storage
 from index.articles import load_articles
-from index.build import build_index
 from index.embed import SentenceTransformerEmbedder
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError, IndexWriteError
-from index.lexical import LexicalIndex
+from index.local import storage
+from index.local.bm25 import LexicalIndex
+from index.local.build import build_index
+from index.local.storage import load_index
 from index.manifest import MANIFEST, Manifest
-from index.search import SearchSettings
 from index.split import SplitSettings
-from index.storage import load_index
+from index.store import SearchSettings
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +39,9 @@ PAUSED_BUILD = """
 import sys
 from pathlib import Path
 
-from index import storage
+from index.local import storage
 from index.articles import load_articles
-from index.build import build_index
+from index.local.build import build_index
 from index.embed import SentenceTransformerEmbedder
 
 replace_manifest = storage.atomic_write
@@ -444,7 +444,7 @@ HOLD_THE_LOCK = """
 import sys, time
 from pathlib import Path
 
-from index.build import build_lock
+from index.local.build import build_lock
 
 with build_lock(Path(sys.argv[1])):
     print("locked", flush=True)

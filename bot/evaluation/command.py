@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from index.search import SEARCH_MODES
+from index.store import SEARCH_MODES
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -113,6 +113,9 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
         corpus = harness.prepare(squad[:needed], embedder, split)
         asked = [q for group in questions for q in group]
         vectors = dict(zip([q.id for q in asked], embedder.encode([q.text for q in asked]), strict=True))
+    pooled = None
+    if config.index.backend != "local":
+        pooled = _pooled_index(config, embedder, corpus, settings_names, split, stderr)
     engine = AnswerEngine(config, embedder=embedder)
     search, base = config.search, config.answer
     readers = [engine.reader.load() if choice == "on" else None for choice in args.reader or ("on", "off")]
@@ -139,6 +142,7 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
             tick=lambda done: progress.advance(task, done),
             outcomes_out=outcomes,
             after_unrelated=(lambda text: embedder.encode([text])[0]) if args.after_unrelated else None,
+            pooled=pooled,
         )
     if args.outcomes and outcomes is not None:
         lines = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes)
@@ -153,6 +157,8 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
         "abstain_threshold": base.abstain_threshold,
         "baseline_threshold": harness.BASELINE_THRESHOLD,
         "seconds": round(time.perf_counter() - started, 1),
+        "backend": config.index.backend
+        + (f" ({config.index.milvus_fusion} fusion)" if config.index.backend == "milvus" else ""),
     }
     if args.after_unrelated:
         meta["seemed_to_lean"] = harness.seeming_follow_ups(corpus, questions[:needed])
@@ -202,6 +208,32 @@ def run_chains(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _pooled_index(
+    config: Config, embedder: Any, corpus: Any, settings_names: list[str], split: Any, stderr: Any
+) -> Any:
+    """Every article in the configured backend (only the pooled setting: one index of everything).
+    A Milvus Lite file in a temporary folder unless index.milvus_uri names one; the articles are
+    embedded through `embedder`, so --cache-dir serves the vectors the corpus already has."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from bot.config import ConfigError
+    from bot.engine import open_store
+
+    if settings_names != ["pooled"]:
+        raise ConfigError(
+            f"index.backend {config.index.backend!r} is measured pooled only: add --setting pooled"
+        )
+    index_dir = Path(tempfile.mkdtemp(prefix="articlebot-eval-"))
+    atexit.register(shutil.rmtree, index_dir, ignore_errors=True)
+    settings = dataclasses.replace(config.index, milvus_collection="articlebot_eval")
+    store = open_store(config.replace(index_dir=index_dir, index=settings))
+    with stderr.status(f"articlebot: building the index at {store.location} …"):
+        index, _ = store.build(corpus.articles, embedder, split, rebuild=True)
+    return index
+
+
 def render_table(figures: list[Result], meta: dict[str, Any]) -> str:
     """A plain-text table, one row per setting and mode."""
     abstention = any(r.auroc is not None for r in figures)
@@ -221,7 +253,7 @@ def render_table(figures: list[Result], meta: dict[str, Any]) -> str:
     lines = [
         f"{meta['file']}: {meta['questions']:,} questions over {meta['articles']} articles, "
         f"{meta['passage_count']:,} passages; abstain below {meta['abstain_threshold']:.2f} "
-        f"(without the reader: {meta['baseline_threshold']:.2f})",
+        f"(without the reader: {meta['baseline_threshold']:.2f}); {meta['backend']} backend",
         "  ".join(
             h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
         ),

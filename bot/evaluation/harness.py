@@ -34,9 +34,10 @@ from bot.followup import Kind, interpret
 from bot.reader import Reader
 from index.articles import Article
 from index.embed import Embedder, embed_split
-from index.lexical import LexicalIndex
-from index.search import PassageIndex, SearchSettings
+from index.local.bm25 import LexicalIndex
+from index.local.search import PassageIndex
 from index.split import Passage, Sentence, SplitSettings, split_article
+from index.store import SearchIndex, SearchSettings
 
 SETTINGS = ("per-article", "pooled")
 # Without the reader, abstain below this cosine-and-overlap mean (the pre-reader fallback's scale).
@@ -161,13 +162,15 @@ def run_setting(
     reader: Reader | None,
     tick: Callable[[int], None] = lambda done: None,
     after_unrelated: Encode | None = None,
+    pooled: SearchIndex | None = None,
 ) -> list[Outcome]:
     """Ask every question in one setting with `search` (its mode included), read or not. With
     `after_unrelated` (an encoder for questions a conversation rewrites), each question is asked
-    as the follow-up of an answer to another article's question."""
+    as the follow-up of an answer to another article's question; the pooled setting asks `pooled`
+    when given (another backend's index of every article)."""
     outcomes: list[Outcome] = []
     unrelated = _unrelated_turns(corpus, questions) if after_unrelated is not None else {}
-    for index, asked in _indexes(setting, corpus, questions):
+    for index, asked in _indexes(setting, corpus, questions, pooled):
         for question in asked:
             vector = None if search.mode == "lexical" else vectors[question.id]
             if after_unrelated is None:
@@ -216,7 +219,7 @@ def _assess_in_conversation(
     conversation: Conversation,
     vector: np.ndarray | None,
     encode: Encode,
-    index: PassageIndex,
+    index: SearchIndex,
     reader: Reader | None,
     search: SearchSettings,
     settings: AnswerSettings,
@@ -308,6 +311,7 @@ def evaluate(
     tick: Callable[[int], None] = lambda done: None,
     outcomes_out: list[dict[str, object]] | None = None,
     after_unrelated: Encode | None = None,
+    pooled: SearchIndex | None = None,
 ) -> list[Result]:
     """Every setting and mode asked with each reader (None: without one), summarised; each question's
     outcome is appended to `outcomes_out` when given."""
@@ -332,6 +336,7 @@ def evaluate(
                     reader,
                     tick,
                     after_unrelated,
+                    pooled,
                 )
                 seconds = time.perf_counter() - started
                 if outcomes_out is not None:
@@ -365,14 +370,17 @@ def evaluate(
 
 
 def _indexes(
-    setting: str, corpus: Corpus, questions: Sequence[Sequence[SquadQuestion]]
-) -> Iterator[tuple[PassageIndex, list[SquadQuestion]]]:
+    setting: str,
+    corpus: Corpus,
+    questions: Sequence[Sequence[SquadQuestion]],
+    pooled_index: SearchIndex | None = None,
+) -> Iterator[tuple[SearchIndex, list[SquadQuestion]]]:
     if setting == "per-article":
         for row, asked in enumerate(questions):
             if asked:
                 yield corpus.index_of([row]), list(asked)
     elif setting == "pooled":
-        pooled = corpus.index_of(range(len(corpus.articles)))
+        pooled = pooled_index or corpus.index_of(range(len(corpus.articles)))
         for asked in questions:
             if asked:
                 yield pooled, list(asked)

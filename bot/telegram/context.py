@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from bot.telegram.html import quote, source_line
 
 if TYPE_CHECKING:
-    from index.search import PassageIndex
+    from index.store import SearchIndex
 
 OTHER_PASSAGES_HEADING = "Other passages"
 
 
-def context_html(index: PassageIndex, passage_id: str, sentence_offset: int | None) -> str | None:
+def context_html(index: SearchIndex, passage_id: str, sentence_offset: int | None) -> str | None:
     """The passage's paragraphs and one paragraph either side, the answer sentence marked.
 
     None when the passage is no longer in the index (the articles changed since the button was sent).
@@ -37,7 +37,7 @@ def context_html(index: PassageIndex, passage_id: str, sentence_offset: int | No
     return "\n\n".join(pieces)
 
 
-def passages_html(index: PassageIndex, passage_ids: Sequence[str]) -> str | None:
+def passages_html(index: SearchIndex, passage_ids: Sequence[str]) -> str | None:
     """Further passages, each quoted with its source line; None when none of them still exists."""
     quoted = []
     for passage_id in passage_ids:

@@ -36,9 +36,10 @@ class BotServices:
     # Every chat's conversation, in memory only (bounded by the [conversation] settings).
     conversations: Conversations = field(default_factory=Conversations)
 
-    # Each segment's references, worked out once per segment: segments never change, so a
-    # reload (an article added) hashes only the new segment's passages, not the archive's.
-    _refs: dict[str, PassageRefs] = field(default_factory=dict)
+    # Each article's references, worked out once per article and passage count: a passage's id
+    # is its article's and its number, so a reload (an article added) hashes only what changed,
+    # whichever backend holds the index.
+    _refs: dict[str, tuple[int, PassageRefs]] = field(default_factory=dict)
 
     async def resolve(self, ref: str) -> str | None:
         """The passage id a button's reference names, in the index as it is now (articles may
@@ -49,15 +50,15 @@ class BotServices:
 
     def _resolve(self, ref: str) -> str | None:
         index = self.engine.index
-        names = {segment.name for segment in index.segments}
-        for name in set(self._refs) - names:
-            del self._refs[name]  # merged away
-        for segment in index.segments:
-            refs = self._refs.get(segment.name)
-            if refs is None:
-                refs = self._refs[segment.name] = PassageRefs(segment.passage_ids())
-            passage_id = refs.resolve(ref)
-            # The same id may stand masked in an older segment and live in a newer one.
+        counts = index.passage_counts
+        for article_id in set(self._refs) - set(counts):
+            del self._refs[article_id]  # removed
+        for article_id, count in counts.items():
+            held = self._refs.get(article_id)
+            if held is None or held[0] != count:
+                ids = (f"{article_id}#{number}" for number in range(count))
+                held = self._refs[article_id] = (count, PassageRefs(ids))
+            passage_id = held[1].resolve(ref)
             if passage_id is not None and index.passage(passage_id) is not None:
                 return passage_id
         return None

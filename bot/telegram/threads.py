@@ -19,13 +19,13 @@ from telegram.constants import ChatType
 from bot.conversation import Conversation, Turn
 from bot.telegram.html import NO_ANSWER
 from bot.telegram.keyboards import ContextRequest, parse_callback_data
-from index.search import SearchSettings
+from index.store import SearchSettings
 
 if TYPE_CHECKING:
     from telegram import Bot
 
     from bot.telegram.services import BotServices
-    from index.search import PassageIndex
+    from index.store import SearchIndex
 
 
 def person_key(chat: Chat, user: User | None) -> Hashable:
@@ -105,7 +105,7 @@ async def restore_turn(message: Message, services: BotServices) -> Turn | None:
 
 
 def _restored(
-    index: PassageIndex, passage_id: str | None, offset: int | None, sentence_text: str, short: str | None
+    index: SearchIndex, passage_id: str | None, offset: int | None, sentence_text: str, short: str | None
 ) -> Turn | None:
     passage = index.passage(passage_id) if passage_id is not None else None
     if passage is None:

@@ -16,14 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from index.articles import Article, KnownArticle, file_signatures
-from index.dense import DEFAULT_ANN_THRESHOLD, dense_index, describe_dense_index
 from index.embed import Embedder, embed_split
 from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError
-from index.lexical import LexicalIndex
-from index.manifest import MANIFEST, Manifest, SegmentRecord
-from index.search import PassageIndex, Segment
-from index.split import Passage, Sentence, SplitSettings, split_article
-from index.storage import (
+from index.local.bm25 import LexicalIndex
+from index.local.dense import dense_index, describe_dense_index
+from index.local.search import PassageIndex, Segment
+from index.local.storage import (
     MANIFEST_TEMPORARY,
     SEGMENT,
     new_segment_name,
@@ -31,6 +29,9 @@ from index.storage import (
     save_manifest,
     write_segment,
 )
+from index.manifest import MANIFEST, Manifest, SegmentRecord
+from index.split import Passage, Sentence, SplitSettings, split_article
+from index.store import DEFAULT_ANN_THRESHOLD, BuildReport, UnreadArticles
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +39,6 @@ BUILD_LOCK = "build.lock"
 # More segments than this and the small ones are merged into one (see _merge_small).
 MAX_SEGMENTS = 8
 DEFAULT_SPLIT = SplitSettings()
-
-
-class UnreadArticles(ValueError):
-    """A build was given articles as known (not read) that the index it updates does not hold."""
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    articles: int
-    passages: int
-    embedded_articles: int
-    removed_articles: int
-    seconds: float
 
 
 def build_index(
@@ -187,7 +175,7 @@ def _build_index(
     files = dict(previous.files) if previous is not None else {}
     written: list[Segment] = []
     if fresh:
-        parts, vectors = _split_and_embed(fresh, embedder, settings, progress, on_article)
+        parts, vectors = split_and_embed(fresh, embedder, settings, progress, on_article)
         segment = _segment(new_segment_name(index_dir), fresh, parts, ann_threshold, vectors)
         files.update(write_segment(segment, index_dir))
         records.append(_record_of(segment))
@@ -338,7 +326,7 @@ class _ArticlePart:
     passage_vectors: np.ndarray
 
 
-def _split_and_embed(
+def split_and_embed(
     articles: Sequence[Article],
     embedder: Embedder,
     settings: SplitSettings,

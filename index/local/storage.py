@@ -46,13 +46,13 @@ from typing import overload
 import numpy as np
 
 from index.articles import Article
-from index.dense import set_search_depth
 from index.embed import Embedder
 from index.errors import IndexCorruptError, IndexMismatchError, IndexWriteError
 from index.files import atomic_write
-from index.lexical import LexicalIndex
+from index.local.bm25 import LexicalIndex
+from index.local.dense import set_search_depth
+from index.local.search import PASSAGE_COLUMNS, SENTENCE_COLUMNS, PassageIndex, Segment
 from index.manifest import MANIFEST, REBUILD, FileRecord, Manifest, SegmentRecord
-from index.search import PASSAGE_COLUMNS, SENTENCE_COLUMNS, PassageIndex, Segment
 
 log = logging.getLogger(__name__)
 

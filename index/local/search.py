@@ -1,74 +1,21 @@
-"""The corpus in memory and its search: passages, sentences, articles, and score fusion."""
+"""The local store's corpus and its search: segments of passages, sentences and articles, and score fusion."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar, overload
 
 import numpy as np
 
 from index.articles import Article
-from index.dense import DEFAULT_ANN_THRESHOLD, flat_index
-from index.lexical import LexicalIndex, bm25_idf, tokenize, word_counts
+from index.lexical import bm25_idf, tokenize, word_counts
+from index.local.bm25 import LexicalIndex
+from index.local.dense import flat_index
 from index.manifest import Manifest
 from index.split import Passage, Sentence
-
-SEARCH_MODES = ("hybrid", "dense", "lexical")
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A passage found for a query, with the scores that ranked it."""
-
-    passage: Passage
-    score: float
-    dense: float
-    lexical: float
-
-
-@dataclass(frozen=True)
-class Surrounding:
-    """A stretch of whole paragraphs of an article: its character span and paragraph numbers."""
-
-    start: int
-    end: int
-    first_paragraph: int
-    last_paragraph: int
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """The `[search]` section: how many passages an answer shows and how they are found.
-
-    Hybrid search standardises meaning and words over the candidates, then weighs them. The
-    meaning side is the passage's cosine blended with its best sentence's cosine
-    (`sentence_share`), since a question usually matches one sentence, not a whole passage.
-    Weights chosen on SQuAD v1.1 (even-numbered articles, confirmed on the odd ones): see the README.
-    """
-
-    top_k: int = 3
-    mode: str = "hybrid"
-    dense_weight: float = 0.7
-    lexical_weight: float = 0.3
-    # Above this many passages the dense index is approximate (FAISS IVF-SQ8), below it exact.
-    ann_threshold: int = DEFAULT_ANN_THRESHOLD
-    # Fixed, not configured: candidates each side proposes, and the best sentence's share of meaning.
-    candidates: int = 50
-    sentence_share: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.top_k <= 50:
-            raise ValueError(f"top_k is {self.top_k}: use a number from 1 to 50")
-        if self.mode not in SEARCH_MODES:
-            raise ValueError(f"mode is {self.mode!r}: use one of {', '.join(SEARCH_MODES)}")
-        if self.dense_weight < 0 or self.lexical_weight < 0 or self.dense_weight + self.lexical_weight == 0:
-            raise ValueError("dense_weight and lexical_weight must be >= 0 and not both 0")
-        if self.ann_threshold < 1:
-            raise ValueError(f"ann_threshold is {self.ann_threshold}: use a passage count >= 1")
-
+from index.store import Hit, SearchSettings, Surrounding, fuse
 
 # Columns of a segment's tables (int32): a passage, and a sentence, by their row.
 PASSAGE_COLUMNS = ("article", "paragraph", "first_sentence", "last_sentence", "start", "end")
@@ -466,6 +413,9 @@ class PassageIndex:
         base = int(part.segment.sentence_start[code])
         return part.global_sentence[base + first : base + last + 1]
 
+    def sentence_vectors_of(self, passage: Passage) -> np.ndarray:
+        return np.asarray(self.sentence_vectors[self.sentence_rows(passage)], dtype=np.float32)
+
     def sentences_of(self, passage: Passage) -> list[Sentence]:
         part = self._holder[passage.article_id]
         first = part.segment.article_rows(passage.article_id, "sentence").start
@@ -541,13 +491,8 @@ class PassageIndex:
         candidates = list(dict.fromkeys([*dense_rows, *lexical_rows]))
         dense = self._dense_scores(query_vector, candidates)
         bm25 = lexical[candidates]
-        meaning = dense
-        if settings.sentence_share > 0:
-            best_sentence = self._best_sentence_cosines(query_vector, candidates)
-            meaning = (1 - settings.sentence_share) * dense + settings.sentence_share * best_sentence
-        # Standard scores, not min-max: one outlier no longer squeezes every other candidate together.
-        combined = settings.dense_weight * standardise(meaning)
-        combined += settings.lexical_weight * standardise(bm25)
+        best_sentence = self._best_sentence_cosines(query_vector, candidates)
+        combined = fuse(dense, best_sentence, bm25, settings)
         order = np.argsort(-combined, kind="stable")[:k]
         return [self._hit(candidates[i], float(combined[i]), float(dense[i]), float(bm25[i])) for i in order]
 
@@ -629,11 +574,3 @@ def _top(scores: np.ndarray, k: int) -> list[int]:
 def _top_of(scores: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
     """The `k` best of `rows` by `scores[rows]`, best first."""
     return [int(rows[i]) for i in _top(scores[rows], k)]
-
-
-def standardise(scores: np.ndarray) -> np.ndarray:
-    """Zero mean, unit spread; all-equal scores carry no preference and become 0."""
-    spread = float(np.std(scores))
-    if spread < 1e-9:
-        return np.zeros_like(scores)
-    return (scores - float(np.mean(scores))) / spread

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-# Above this many passages the dense index is approximate; below it, exact (config search.ann_threshold).
-DEFAULT_ANN_THRESHOLD = 200_000
+from index.store import DEFAULT_ANN_THRESHOLD
+
 IVF_TRAIN_PER_LIST = 64
 # Lists a query scans: a share of them, within bounds (measured: see _approximate_index).
 IVF_PROBE_SHARE = 1 / 32
