@@ -49,18 +49,24 @@ class Gatherer:
         # Passes run and requests read, for the benchmark.
         self.passes = 0
         self.requests = 0
+        self._closed = False
 
     def scores(self, encodings: Sequence[PairEncoding]) -> list[Any]:
         """What `forward(encodings)` gives, read together with other threads' requests."""
+        if self._closed:
+            return self._forward(encodings)
         request = _Request(encodings)
         self._queue.put(request)
-        request.done.wait()
+        while not request.done.wait(1.0):
+            if not self._thread.is_alive():  # closed as this request arrived
+                return self._forward(encodings)
         if request.error is not None:
             raise request.error
         assert request.result is not None
         return request.result
 
     def close(self) -> None:
+        self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=5)
 
@@ -84,16 +90,28 @@ class Gatherer:
                 batch.append(item)
                 rows += len(item.encodings)
             self._run(batch)
+        # Closed: whatever arrived meanwhile is still read.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self._run([item])
 
     def _run(self, batch: list[_Request]) -> None:
         self.passes += 1
         self.requests += len(batch)
         try:
             scores = self._forward([e for request in batch for e in request.encodings])
-        except BaseException as error:  # each asker gets the error its own read would have raised
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+                batch[0].done.set()
+                return
+            # Read each alone, so that only the request that fails gets the error.
             for request in batch:
-                request.error = error
-                request.done.set()
+                self._run([request])
             return
         start = 0
         for request in batch:
