@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.config import TelegramSettings
 from bot.conversation import Conversation, Conversations
@@ -16,6 +17,8 @@ from bot.telegram.limits import OncePerMinute, RequestLimiter
 if TYPE_CHECKING:
     from bot.answer import Answer
     from bot.engine import AnswerEngine
+
+T = TypeVar("T")
 
 # The key under which the services live in `Application.bot_data`.
 SERVICES = "articlebot"
@@ -75,19 +78,21 @@ class BotServices:
 
     async def ask(self, question: str, top_k: int | None = None) -> Answer:
         """`AnswerEngine.ask` off the event loop."""
-        loop = asyncio.get_running_loop()
-        self._asking += 1
-        try:
-            return await loop.run_in_executor(self.executor, partial(self.engine.ask, question, top_k))
-        finally:
-            self._asking -= 1
+        return await self._answering(partial(self.engine.ask, question, top_k))
 
     async def converse(self, question: str, conversation: Conversation) -> tuple[Answer, Conversation]:
         """`AnswerEngine.converse` off the event loop."""
+        return await self._answering(partial(self.engine.converse, question, conversation))
+
+    async def _answering(self, work: Callable[[], T]) -> T:
+        """`work` on an answer thread, counted among the questions being answered (the reader waits
+        for their reads a few milliseconds)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.executor, partial(self.engine.converse, question, conversation)
-        )
+        self._asking += 1
+        try:
+            return await loop.run_in_executor(self.executor, work)
+        finally:
+            self._asking -= 1
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
