@@ -470,46 +470,65 @@ def bench_warm_latency(index_dir: Path, embedder: Any, rounds: int) -> None:
 
 
 def bench_answer_cost(engine: Any, embedder: Any) -> None:
-    """One answer on one thread against its floor: one batched sentence-transformers forward pass
-    over the question and the passages the reader reads (reading them once costs at least that)."""
+    """One answer on one thread and on two, against its floor: one batched sentence-transformers
+    forward pass over the question and the passages the reader reads, on one thread (reading them
+    once in torch costs that)."""
     import torch
     from threadpoolctl import threadpool_limits
 
     from bot.answer import CANDIDATE_PASSAGES
+    from bot.reader import Reader
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    answers: list[float] = []
-    floors: list[float] = []
+    shipped = engine.reader
+    torch_threads = torch.get_num_threads()
+    times: dict[int, list[float]] = {}
     shares: list[float] = []
+    floors: list[float] = []
     try:
-        with threadpool_limits(limits=1):
-            for question in QUESTIONS * 3:
-                started = time.perf_counter()
-                answer = engine.ask(question)
-                answers.append(time.perf_counter() - started)
-                shares.append(answer.timings_ms["read"] / answer.timings_ms["total"])
-                vector = engine.query_encoder.encode([question])[0]
-                hits = engine.index.search(
-                    question, vector, k=CANDIDATE_PASSAGES, settings=engine.config.search
-                )
-                texts = [question, *(hit.passage.text for hit in hits)]
-                started = time.perf_counter()
-                embedder.encode(texts, batch_size=len(texts))
-                floors.append(time.perf_counter() - started)
+        for threads in (1, 2):
+            # The reader's own threads (ONNX Runtime's) and every BLAS pool at the same count.
+            engine.reader = Reader(threads=threads).load()
+            torch.set_num_threads(threads)
+            answers = times.setdefault(threads, [])
+            with threadpool_limits(limits=threads):
+                engine.ask(QUESTIONS[0])
+                for question in QUESTIONS * 3:
+                    started = time.perf_counter()
+                    answer = engine.ask(question)
+                    answers.append(time.perf_counter() - started)
+                    if threads > 1:
+                        continue
+                    shares.append(answer.timings_ms["read"] / answer.timings_ms["total"])
+                    vector = engine.query_encoder.encode([question])[0]
+                    hits = engine.index.search(
+                        question, vector, k=CANDIDATE_PASSAGES, settings=engine.config.search
+                    )
+                    texts = [question, *(hit.passage.text for hit in hits)]
+                    started = time.perf_counter()
+                    embedder.encode(texts, batch_size=len(texts))
+                    floors.append(time.perf_counter() - started)
     finally:
-        torch.set_num_threads(threads)
-    a50, a95 = percentile(answers, 50) * 1000, percentile(answers, 95) * 1000
+        torch.set_num_threads(torch_threads)
+        engine.reader = shipped
     f50 = percentile(floors, 50) * 1000
-    ratio = a50 / f50
-    row("warm", "one answer, 1 thread, p50 / p95", f"{a50:.1f} / {a95:.1f} ms")
-    row("warm", "  the reader's share of it (median)", f"{percentile(shares, 50):.0%}")
+    for threads, answers in times.items():
+        a50, a95 = percentile(answers, 50) * 1000, percentile(answers, 95) * 1000
+        bound, met = ("<= 100 ms p50", a50 <= 100) if threads == 1 else ("", None)
+        row(
+            "warm",
+            f"one answer, {threads} thread{'s' * (threads > 1)}, p50 / p95",
+            f"{a50:.1f} / {a95:.1f} ms",
+            bound,
+            met,
+        )
+    row("warm", "  the reader's share of it, 1 thread (median)", f"{percentile(shares, 50):.0%}")
     row(
         "warm",
         f"  floor: one sentence-transformers pass over the question and {CANDIDATE_PASSAGES} passages p50",
         f"{f50:.1f} ms",
     )
-    row("warm", "  answer p50 / floor p50", f"{ratio:.2f}", "<= 1.5", ratio <= 1.5)
+    ratio = percentile(times[1], 50) * 1000 / f50
+    row("warm", "  answer p50 (1 thread) / floor p50", f"{ratio:.2f}", "<= 0.75", ratio <= 0.75)
 
 
 # A first question, then a follow-up that leans on its answer.

