@@ -67,6 +67,8 @@ PRONOUNS = _PERSONAL | _PLURAL | _NEUTER
 _POSSESSIVE = _set("his hers its their theirs")
 # Pronouns that "who" binds: "who was famed for their spirit?" asks about whoever it is.
 _BOUND = _POSSESSIVE | _set("her himself herself themselves itself")
+_BE = _set("is are was were be been am")
+_SUBJECTS = _set("he she they it")
 # Words that end the phrase an answer names: "a letter accusing …", "the council of …".
 _PHRASE_ENDS = _set("who whom which that of in on at for to from by with")
 # Words after which an "it is" stands for a clause to come: "is it easier to …", "was it thought that …".
@@ -106,10 +108,16 @@ _BARE = re.compile(
 # "that conflict" after a question word, an auxiliary or a preposition (not "the fund that
 # focuses on", not "announced that it"); "those districts" anywhere.
 _DEMONSTRATIVE = re.compile(
-    r"(?:(?:^|\b(?:who|what|which|when|where|why|how|is|was|are|were|did|does|do|has|had|will|would|can"
-    r"|could|about|after|before|during|from|in|of|on|since|to|with|for|by|at) )(that)|\b(those)) ([\w-]+)",
+    r"(?:(?:^|\b(?:who|what|which|when|where|why|how|is|was|are|were"
+    r"|about|after|before|during|from|in|of|on|since|with|for|by|at) )(that)|\b(those)) ([\w-]+)"
+    r"(?! (?:who|that|which)\b)",
     re.IGNORECASE,
 )
+_SAID = re.compile(
+    r"((?:who|which [a-z]+) (?:said|says|claimed|claims|thinks|thought|believes|believed|reported|announced"
+    r"|wrote|told|decided|did)) (?:so|that|this|it)"
+)
+_REPORTED = re.compile(r"^.{0,80}?\b(?:said|says|told \w+|claimed|claims|announced|reported)(?: that)?\s+")
 _ELLIPSIS = re.compile(r"(?:and|what about|how about|and what about) (.+)")
 _WORD = re.compile(r"[\w’'-]+|[^\w\s]")
 
@@ -138,6 +146,14 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
             return Interpretation(Kind.ELSE, asked, asked.rstrip("?") + besides + "?", within, previous)
         # "who else was fired?" says what it asks: read as asked, the answers given left out.
         return Interpretation(Kind.ELSE, question, question.rstrip("?") + besides + "?", focus, previous)
+    said = _SAID.fullmatch(core)
+    if said is not None and previous.sentence_text:
+        # "who said so?": who said what the last answer quotes.
+        statement = previous.sentence_text.rstrip(" .!?")
+        # "Lead inspector Marcus Oyelaran said the damage …": what was said, not who said it.
+        statement = _uncapitalised(_REPORTED.sub("", statement, count=1))
+        asked = _sentence_case(f"{_restore_case(said.group(1), question)} {statement}?")
+        return Interpretation(Kind.FOLLOW_UP, asked, asked, within, previous)
     bare = _BARE.fullmatch(core)
     if bare is not None:
         wh = "why" if bare.group(1) in ("how come", "how so") else bare.group(1)
@@ -385,7 +401,8 @@ def _resolve_pronouns(question: str, previous: Turn) -> str | None:
         if lower not in PRONOUNS:
             continue
         asked_for = _question_phrase(words)
-        if any(
+        # Only before the first pronoun: in "did he patent it?" "patent" follows "he", its subject.
+        if not pieces and any(
             _antecedent(word, i == 0) for i, word in enumerate(words[asked_for:position], start=asked_for)
         ):
             return None  # "what did Tesla do with his money?": the question says whose
@@ -421,7 +438,9 @@ def _definite(question: str) -> str | None:
     is read in the last answer's article with "the" in its place."""
     for match in _DEMONSTRATIVE.finditer(question):
         group = 1 if match.group(1) else 2
-        if _noun_like(match.group(3), False) and not match.group(3)[:1].isupper():
+        after = question[match.end() :].split()[:1]
+        clause = bool(after) and (after[0].lower() in _AUX or set(_lemmas(after[0].lower())) == {"VERB"})
+        if _noun_like(match.group(3), False) and not match.group(3)[:1].isupper() and not clause:
             return question[: match.start(group)] + "the" + question[match.end(group) :]
     return None
 
@@ -433,9 +452,11 @@ def _asks_for_subject(words: list[str]) -> bool:
     if at == 0 or words[0].lower() not in {"who", "which", "what"} or at >= len(words):
         return False
     following = words[at].lower()
-    if following in _AUX:
-        return following not in _DO and _verb_follows(words, at)
-    return _can_be_verb(words[at])
+    if following in _DO:
+        return False
+    if following in _BE:
+        return _verb_follows(words, at)  # "who was famed …", not "what was his position?"
+    return following in _AUX or _can_be_verb(words[at])
 
 
 def _refers_outside(words: list[str], position: int) -> bool:
@@ -443,7 +464,9 @@ def _refers_outside(words: list[str], position: int) -> bool:
     by "who" ("who was famed for their spirit?") and not an "it" that stands for nothing ("what is it
     called when …", "is it easier to …")."""
     lower = words[position].lower()
-    if lower in _BOUND and _asks_for_subject(words):
+    # "who stated he wanted …": a subject pronoun after the verb is the asker's subject too.
+    bound = lower in _BOUND or (lower in _SUBJECTS and position > _question_phrase(words) + 1)
+    if bound and _asks_for_subject(words):
         return False
     if lower != "it":
         return True
