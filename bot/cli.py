@@ -268,7 +268,7 @@ def _print_json(value: dict[str, Any]) -> None:
 def _console(args: argparse.Namespace, config: Config) -> int:
     from bot.console import run_console
 
-    return run_console(make_engine(config))
+    return run_console(make_engine(config), debug=args.debug)
 
 
 def _add(args: argparse.Namespace, config: Config) -> int:

@@ -29,9 +29,10 @@ such as "why?" or "what was his position?" are read in the light of the last ans
 class ConsoleSession:
     """The state of one console: the conversation, and the last question's passages shown."""
 
-    def __init__(self, engine: AnswerEngine, console: Console) -> None:
+    def __init__(self, engine: AnswerEngine, console: Console, *, debug: bool = False) -> None:
         self.engine = engine
         self.console = console
+        self.debug = debug
         self.conversation = Conversation()
         # The last question and the conversation it was asked in, for :more.
         self.last_question: str | None = None
@@ -72,6 +73,11 @@ class ConsoleSession:
         self.last_question, self.asked_in = answer.question, asked_in
         self.shown = len(answer.passages)
         self.console.print(render_rich(answer, width=self.width, articles=len(self.engine.index.articles)))
+        if self.debug:
+            threshold = self.engine.config.answer.abstain_threshold
+            self.console.print(
+                f"confidence {answer.confidence:.3f} (answers at {threshold:.3f} or above)", style="dim"
+            )
 
     def more(self) -> None:
         if self.last_question is None:
@@ -124,11 +130,12 @@ class ConsoleSession:
         )
 
 
-def run_console(engine: AnswerEngine, console: Console | None = None) -> int:
-    """Read questions until the user leaves; one failing question never ends the session."""
+def run_console(engine: AnswerEngine, console: Console | None = None, *, debug: bool = False) -> int:
+    """Read questions until the user leaves; one failing question never ends the session. With
+    `debug`, each answer is followed by the confidence it was decided on."""
     console = console or Console(highlight=False)
     engine.ensure_index()
-    session = ConsoleSession(engine, console)
+    session = ConsoleSession(engine, console, debug=debug)
     engine.on_reload = lambda index: console.print(
         f"articles changed: now {len(index.articles)} article{'s' if len(index.articles) != 1 else ''}, "
         f"{sum(index.passage_counts.values())} passages",

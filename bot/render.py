@@ -157,6 +157,9 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         "kind": answer.kind,
         "focus": answer.focus,
         "answered": answer.answered,
+        # The figure `answered` is decided on: with the reader, its probability that the chosen
+        # passage answers (answered at config `answer.abstain_threshold` or above).
+        "confidence": round(answer.confidence, 6),
         "answer": None
         if sentence is None
         else {

@@ -14,6 +14,7 @@ import pytest
 from bot.cli import main
 from bot.config import BUNDLED_ARTICLES, Config
 from bot.engine import AnswerEngine
+from bot.reader import ABSTAIN_THRESHOLD
 from index.articles import parse_article
 
 pytestmark = pytest.mark.slow
@@ -71,6 +72,7 @@ def test_ask_json_is_exactly_one_object_of_the_documented_shape(index_args: list
         "kind",
         "focus",
         "answered",
+        "confidence",
         "answer",
         "passages",
         "timings_ms",
@@ -79,6 +81,7 @@ def test_ask_json_is_exactly_one_object_of_the_documented_shape(index_args: list
     # Asked alone: read as asked, an answer (not the gist), sought in every article.
     assert (payload["read_as"], payload["kind"], payload["focus"]) == (None, "answer", None)
     assert payload["answered"] is True
+    assert ABSTAIN_THRESHOLD <= payload["confidence"] <= 1.0
     answer = payload["answer"]
     assert set(answer) == {"sentence", "short", "article", "title", "date", "paragraph"}
     assert "Onik Gasparian" in answer["sentence"]
@@ -112,6 +115,9 @@ def test_ask_json_reads_one_question_per_line_from_stdin(index_args: list[str]) 
     ]
     assert [o["answered"] for o in objects] == [True, False, True]
     assert objects[1]["answer"] is None and objects[1]["passages"]
+    # `answered` is decided on `confidence`: anyone can score abstention from the output alone.
+    assert [o["confidence"] >= ABSTAIN_THRESHOLD for o in objects] == [True, False, True]
+    assert 0.0 <= objects[1]["confidence"] < ABSTAIN_THRESHOLD
 
 
 @pytest.mark.parametrize("locale", ["C.UTF-8", "C", "POSIX"])
@@ -254,6 +260,26 @@ def test_console_driven_through_a_terminal(index_args: list[str], tmp_path: Path
     child.close()
     assert child.exitstatus == 0
     assert (tmp_path / "articlebot" / "history").read_text(encoding="utf-8").count("who was fired?") == 1
+
+
+def test_console_debug_shows_the_confidence_the_answer_was_decided_on(engine: AnswerEngine) -> None:
+    """With --debug, each console answer is followed by the figure `ask --json` gives as "confidence"."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from bot.console import ConsoleSession
+    from bot.render import answer_to_json
+
+    for question in ("who was fired?", "How do I bake sourdough bread?"):
+        shown = StringIO()  # a session each: the console reads a question in the light of the last
+        ConsoleSession(engine, Console(file=shown, width=100, highlight=False), debug=True).ask(question)
+        confidence = answer_to_json(engine.ask(question))["confidence"]
+        line = f"confidence {confidence:.3f} (answers at {ABSTAIN_THRESHOLD:.3f} or above)"
+        assert line in shown.getvalue()
+    quiet = StringIO()
+    ConsoleSession(engine, Console(file=quiet, width=100, highlight=False)).ask("who was fired?")
+    assert "confidence" not in quiet.getvalue()
 
 
 def test_console_leaves_cleanly_on_ctrl_c(index_args: list[str], tmp_path: Path) -> None:
