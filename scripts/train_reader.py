@@ -51,6 +51,7 @@ It writes checkpoints to --work-dir (resumed from automatically), prints dev met
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -336,12 +337,12 @@ def _alter(question: str, article_text: str, passage: str, rng: random.Random) -
                 value = float(digits)
             except ValueError:
                 continue
-            candidates = [m.group() for m in _NUMBER.finditer(article_text)]
+            candidates = list(_article_numbers(article_text))
             if value.is_integer():
                 shifted = int(value) + rng.choice([-1, 1]) * rng.randint(1, 40)
                 candidates.append(str(shifted))
         else:
-            candidates = [m.group() for m in _NAME.finditer(article_text) if len(m.group()) > 2]
+            candidates = list(_article_names(article_text))
         candidates = [c for c in set(candidates) if c != spot.group() and c.lower() not in lowered_passage]
         if candidates:
             swap = rng.choice(sorted(candidates))
@@ -361,19 +362,33 @@ def _swap_word(question: str, article_text: str, passage: str, rng: random.Rando
         if m.group() in held and m.group() not in _PLAIN_WORDS
     ]
     rng.shuffle(spots)
-    vocabulary = None
     for spot in spots:
         word = spot.group()
-        if vocabulary is None:
-            vocabulary = sorted(set(re.findall(r"(?<![\w'’-])[a-z]{4,}(?![\w'’-])", article_text)))
         others = [
             w
-            for w in vocabulary
+            for w in _article_words(article_text)
             if w[-2:] == word[-2:] and w[:4] != word[:4] and w not in held and w not in _PLAIN_WORDS
         ]
         if others:
             return question[: spot.start()] + rng.choice(others) + question[spot.end() :]
     return None
+
+
+# An article's names, numbers and words, found once for all its questions (the bundle of
+# scripts/reader_bundle.py alters every training question several times).
+@functools.lru_cache(maxsize=4)
+def _article_names(article_text: str) -> tuple[str, ...]:
+    return tuple(m.group() for m in _NAME.finditer(article_text) if len(m.group()) > 2)
+
+
+@functools.lru_cache(maxsize=4)
+def _article_numbers(article_text: str) -> tuple[str, ...]:
+    return tuple(m.group() for m in _NUMBER.finditer(article_text))
+
+
+@functools.lru_cache(maxsize=4)
+def _article_words(article_text: str) -> tuple[str, ...]:
+    return tuple(sorted(set(re.findall(r"(?<![\w'’-])[a-z]{4,}(?![\w'’-])", article_text))))
 
 
 def _oppose(question: str, article_text: str, passage: str, rng: random.Random) -> str | None:
@@ -430,9 +445,11 @@ def token_span(encoding: PairEncoding, span: tuple[int, int]) -> tuple[int, int]
     return start_token, end_token
 
 
-def make_model(device: str):  # type: ignore[no-untyped-def]
+def make_model(device: str, config: dict | None = None):  # type: ignore[no-untyped-def]
+    """The reader in torch: the base model's weights, or with `config` (a BERT configuration) the
+    same shape, randomly initialised, for weights loaded afterwards (scripts/reader_bundle.py)."""
     import torch
-    from transformers import AutoModel
+    from transformers import AutoModel, BertConfig
     from transformers.utils import logging
 
     logging.set_verbosity_error()  # the base model's unused pooler is reported on every load otherwise
@@ -440,7 +457,10 @@ def make_model(device: str):  # type: ignore[no-untyped-def]
     class Reader(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.bert = AutoModel.from_pretrained(str(model_path()), add_pooling_layer=False)
+            if config is None:
+                self.bert = AutoModel.from_pretrained(str(model_path()), add_pooling_layer=False)
+            else:
+                self.bert = AutoModel.from_config(BertConfig.from_dict(config), add_pooling_layer=False)
             hidden = self.bert.config.hidden_size
             self.span = torch.nn.Linear(hidden, 2)
             self.answerable = torch.nn.Linear(hidden, 1)
@@ -571,11 +591,7 @@ def train(args: argparse.Namespace) -> None:
         print(f"starting from {args.init_from}", file=sys.stderr)
     plan = batches(encoded, args.batch_size, random.Random(args.seed + 1))
     steps = len(plan)
-    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    plain = [p for n, p in trained if "LayerNorm" in n or "bias" in n]
-    decay = [p for n, p in trained if not ("LayerNorm" in n or "bias" in n)]
-    groups = [{"params": decay, "weight_decay": 0.01}, {"params": plain, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    optimizer = optimizer_for(model, args.lr)
     warmup = max(1, int(0.06 * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
@@ -591,21 +607,14 @@ def train(args: argparse.Namespace) -> None:
         print(f"resumed from step {step} of {steps}", file=sys.stderr)
 
     model.train()
-    bce = torch.nn.BCEWithLogitsLoss()
-    ce = torch.nn.CrossEntropyLoss(reduction="sum")
     bar = tqdm(total=steps, initial=step, desc="training", unit="batch", mininterval=5)
     running = None
     while step < steps:
         ids, types, mask, passage, starts, ends, labels, groups = tensors(plan[step], encoded, args.device)
         start_logits, end_logits, answerable = model(ids, types, mask)
-        loss = bce(answerable, labels)
-        positive = labels > 0.5
-        if positive.any():
-            blocked = ~passage[positive]
-            s = start_logits[positive].masked_fill(blocked, -1e4)
-            e = end_logits[positive].masked_fill(blocked, -1e4)
-            span_loss = (ce(s, starts[positive]) + ce(e, ends[positive])) / (2 * len(labels))
-            loss = loss + args.span_weight * span_loss * (len(labels) / max(1, int(positive.sum())))
+        loss = pointwise_loss(
+            start_logits, end_logits, answerable, passage, starts, ends, labels, args.span_weight
+        )
         if args.group_size and args.group_ranks == "span":
             spans = (start_logits, end_logits, passage, starts, ends)
             loss = loss + args.group_weight * shared_span_loss(*spans, labels, groups)
@@ -627,8 +636,34 @@ def train(args: argparse.Namespace) -> None:
             checkpoint.with_suffix(".tmp").replace(checkpoint)
     bar.close()
     model.eval()
-    export(model, Path(args.output), args)
-    dev_metrics(model, tokenizer, args)
+    export(model, Path(args.output), run_settings(args))
+    dev_metrics(model, tokenizer, dev_sample(args.data_dir, args.seed, args.dev_questions), args.device)
+
+
+def pointwise_loss(start_logits, end_logits, answerable, passage, starts, ends, labels, span_weight):  # type: ignore[no-untyped-def]
+    """BCE on the answerable logit, plus span_weight times the cross-entropy of the gold start and
+    end over the passage's tokens, averaged over the examples that hold an answer. Written without a
+    branch on the batch's contents, so a GPU step never waits to ask whether it holds an answer."""
+    import torch
+    import torch.nn.functional as F
+
+    loss = F.binary_cross_entropy_with_logits(answerable, labels)
+    blocked = ~passage
+    s = F.cross_entropy(start_logits.masked_fill(blocked, -1e4), starts, reduction="none")
+    e = F.cross_entropy(end_logits.masked_fill(blocked, -1e4), ends, reduction="none")
+    answering = torch.clamp(labels.sum(), min=1.0)
+    return loss + span_weight * ((s + e) * labels).sum() / (2 * answering)
+
+
+def optimizer_for(model, lr: float, fused: bool = False):  # type: ignore[no-untyped-def]
+    """AdamW over the trained weights: weight decay 0.01, none on biases and LayerNorm."""
+    import torch
+
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    plain = [p for n, p in trained if "LayerNorm" in n or "bias" in n]
+    decay = [p for n, p in trained if not ("LayerNorm" in n or "bias" in n)]
+    groups = [{"params": decay, "weight_decay": 0.01}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
 
 
 def group_loss(logits, labels, groups):  # type: ignore[no-untyped-def]
@@ -666,8 +701,21 @@ def shared_span_loss(start_logits, end_logits, passage, starts, ends, labels, gr
     return torch.stack(losses).mean() if losses else start_logits.sum() * 0.0
 
 
-def export(model, output: Path, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
-    """fp16 safetensors of everything but the frozen word embeddings, and the config to rebuild it."""
+def run_settings(args: argparse.Namespace) -> dict:
+    """How this script's run was made, for the exported config."""
+    return {
+        "examples": args.examples,
+        "seed": args.seed,
+        "init_from": args.init_from and Path(args.init_from).name,
+        "group_size": args.group_size,
+        "altered_share": args.altered_share if args.group_size else None,
+        "group_ranks": args.group_ranks if args.group_size else None,
+    }
+
+
+def export(model, output: Path, settings: dict) -> None:  # type: ignore[no-untyped-def]
+    """fp16 safetensors of everything but the frozen word embeddings, and the config to rebuild it
+    with `settings` (how the run was made) and the weights' sha256."""
     from safetensors.torch import save_file
 
     output.mkdir(parents=True, exist_ok=True)
@@ -682,12 +730,7 @@ def export(model, output: Path, args: argparse.Namespace) -> None:  # type: igno
     reader = {
         "base_model": "sentence-transformers/all-MiniLM-L6-v2",
         "shared_from_base": [WORD_EMBEDDINGS],
-        "examples": args.examples,
-        "seed": args.seed,
-        "init_from": args.init_from and Path(args.init_from).name,
-        "group_size": args.group_size,
-        "altered_share": args.altered_share if args.group_size else None,
-        "group_ranks": args.group_ranks if args.group_size else None,
+        **settings,
         "max_answer_tokens": MAX_ANSWER_TOKENS,
         "sha256": digest,
     }
@@ -695,27 +738,33 @@ def export(model, output: Path, args: argparse.Namespace) -> None:  # type: igno
     print(f"exported {output / 'model.safetensors'}", file=sys.stderr)
 
 
-def dev_metrics(model, tokenizer, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+def dev_sample(data_dir: Path, seed: int, count: int) -> list[list[tuple[str, dict]]]:
+    """`count` (paragraph, question) pairs of v1.1 dev and of v2.0 dev, drawn by `seed`."""
+    rng = random.Random(seed)
+    rows = []
+    for name in ("dev-v1.1.json", "dev-v2.0.json"):
+        data = json.loads((data_dir / name).read_text(encoding="utf-8"))["data"]
+        cases = [(p["context"], qa) for article in data for p in article["paragraphs"] for qa in p["qas"]]
+        rows.append(rng.sample(cases, min(count, len(cases))))
+    return rows
+
+
+def dev_metrics(model, tokenizer, rows: list[list[tuple[str, dict]]], device: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Span exact match / F1 with the gold passage (v1.1 dev) and answerable-vs-not AUROC with the
-    passage of the question's own paragraph (v2.0 dev): a check of the run, not the product's eval."""
+    passage of the question's own paragraph (v2.0 dev), on `rows` from dev_sample: a check of the
+    run, not the product's eval."""
     import torch
 
     from bot.evaluation.metrics import exact_match, token_f1
 
-    rng = random.Random(args.seed)
-    rows = []
-    for name in ("dev-v1.1.json", "dev-v2.0.json"):
-        data = json.loads((args.data_dir / name).read_text(encoding="utf-8"))["data"]
-        cases = [(p["context"], qa) for article in data for p in article["paragraphs"] for qa in p["qas"]]
-        rows.append(rng.sample(cases, min(args.dev_questions, len(cases))))
     exact = f1 = 0.0
     scores, truth = [], []
     with torch.no_grad():
         for dataset, cases in zip(("v1.1", "v2.0"), rows, strict=True):
             for context, qa in cases:
                 encoding = encode_pairs(tokenizer, qa["question"], [context])[0]
-                ids = torch.tensor([encoding.ids], device=args.device)
-                types = torch.tensor([encoding.type_ids], device=args.device)
+                ids = torch.tensor([encoding.ids], device=device)
+                types = torch.tensor([encoding.type_ids], device=device)
                 mask = torch.ones_like(ids)
                 start, end, answerable = (t[0].cpu().numpy() for t in model(ids, types, mask))
                 if dataset == "v2.0":
@@ -727,9 +776,11 @@ def dev_metrics(model, tokenizer, args: argparse.Namespace) -> None:  # type: ig
                 golds = [a["text"] for a in qa["answers"]]
                 exact += exact_match(text, golds)
                 f1 += token_f1(text, golds)
-    n = len(rows[0])
-    print(f"dev v1.1 (gold paragraph, {n} questions): exact {exact / n:.3f}, F1 {f1 / n:.3f}")
-    print(f"dev v2.0 (own paragraph, {len(scores)} questions): answerable AUROC {auroc(scores, truth):.3f}")
+    n = max(1, len(rows[0]))
+    figures = {"v1.1_exact": exact / n, "v1.1_f1": f1 / n, "v2.0_auroc": auroc(scores, truth)}
+    print(f"dev v1.1 (gold paragraph, {len(rows[0])} questions): exact {exact / n:.3f}, F1 {f1 / n:.3f}")
+    print(f"dev v2.0 (own paragraph, {len(scores)} questions): answerable AUROC {figures['v2.0_auroc']:.3f}")
+    return figures
 
 
 def auroc(scores: list[float], truth: list[int]) -> float:
