@@ -37,6 +37,7 @@ import json
 import lzma
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -803,19 +804,26 @@ def join_parts(folder: Path) -> tuple[bytes, dict[str, Any]]:
     record_path = folder / "returned.json"
     if not record_path.is_file():
         raise BundleError(f"no returned.json in {folder}: give the folder the run's files were fetched to")
-    record = json.loads(record_path.read_text())
+    try:
+        record = json.loads(record_path.read_text())
+        parts = [(part["name"], part["bytes"], part["sha256"]) for part in record["weights"]["parts"]]
+        expected = record["weights"]["sha256"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise BundleError(f"{record_path} is not what a run of this script writes ({error!r})") from error
     whole = bytearray()
-    for part in record["weights"]["parts"]:
-        path = folder / part["name"]
+    for name, size, digest in parts:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise BundleError(f"returned.json names a part {name!r} outside {folder}")
+        path = folder / name
         if not path.is_file():
-            raise BundleError(f"{part['name']} is missing from {folder}: fetch the run's files again")
+            raise BundleError(f"{name} is missing from {folder}: fetch the run's files again")
         chunk = path.read_bytes()
-        if len(chunk) != part["bytes"] or sha256(chunk) != part["sha256"]:
+        if len(chunk) != size or sha256(chunk) != digest:
             raise BundleError(
-                f"{part['name']} is damaged (sha256 differs from returned.json): fetch the run's files again"
+                f"{name} is damaged (sha256 differs from returned.json): fetch the run's files again"
             )
         whole += chunk
-    if sha256(bytes(whole)) != record["weights"]["sha256"]:
+    if sha256(bytes(whole)) != expected:
         raise BundleError(
             "the parts put together differ from the weights the run wrote (sha256):"
             " fetch the run's files again"

@@ -138,6 +138,9 @@ def test_returned_parts_join_only_when_every_sha256_holds(bundling: ModuleType, 
     (out / "model.safetensors.part02").unlink()
     with pytest.raises(bundling.BundleError, match="part02 is missing"):
         bundling.join_parts(out)
+    (out / "returned.json").write_text(json.dumps({"weights": {"parts": [{"name": "../x", "bytes": 1}]}}))
+    with pytest.raises(bundling.BundleError, match="is not what a run of this script writes"):
+        bundling.join_parts(out)
     # Through the command: one line naming the fix, exit status 2.
     assert bundling.main(["join", str(out), "--output", str(tmp_path / "joined")]) == 2
     assert not (tmp_path / "joined").exists()
