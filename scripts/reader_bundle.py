@@ -366,17 +366,22 @@ class Pieces:
         return Example(joined, len(q), tokens, kind)
 
 
-def epoch_examples(bundle: Bundle, pieces: Pieces, epoch: int, seed: int, negatives: float) -> list[Example]:
+def epoch_examples(
+    bundle: Bundle, pieces: Pieces, epoch: int, seed: int, negatives: float, far: float = 1.0
+) -> list[Example]:
     """One epoch: every question once with a passage holding its answer, and `negatives` "not here"
     examples per question (on average), each of a kind drawn in SHARES' proportions among the kinds
     the question has (the passages BM25 ranks best without its answer, its altered forms, another
     article's passage); a share of questions garbled, as in train_reader.py. Seeded by the epoch, so
-    a continued run rebuilds exactly the epochs it left."""
+    a continued run rebuilds exactly the epochs it left. `far` multiplies the share of another
+    article's passages."""
     rng = random.Random(f"{seed}:{epoch}")
     questions = bundle.questions
     have = {kind: sum(_has(q, kind) for q in questions) / max(1, len(questions)) for kind in NEGATIVE_KINDS}
     have["far"] = float(len(bundle.articles) > 1)
     weight = {kind: training.SHARES[kind] / have[kind] for kind in NEGATIVE_KINDS if have[kind]}
+    if "far" in weight:
+        weight["far"] *= far
     order = list(range(len(questions)))
     rng.shuffle(order)
     drawn: list[tuple[str, tuple[int, int], tuple[int, int] | None, str]] = []
@@ -628,7 +633,9 @@ class Epochs:
 
     def make(self, epoch: int) -> tuple[list[Example], list[list[int]]]:
         started = time.time()
-        examples = epoch_examples(self.bundle, self.pieces, epoch, self.args.seed, self.args.negatives)
+        examples = epoch_examples(
+            self.bundle, self.pieces, epoch, self.args.seed, self.args.negatives, self.args.far
+        )
         rng = random.Random(f"{self.args.seed}:{epoch}:batches")
         plan = training.batches([(e, e.span, -1) for e in examples], self.args.batch_size, rng)
         self.seconds = (self.seconds * self.made + time.time() - started) / (self.made + 1)
@@ -653,7 +660,7 @@ def _describe(examples: list[Example], epoch: int, seconds: float) -> None:
 
 
 # The settings a continued call takes from the call it continues, so that its plan stays the same.
-PLAN_SETTINGS = ("seed", "epochs", "batch_size", "lr", "negatives", "span_weight")
+PLAN_SETTINGS = ("seed", "epochs", "batch_size", "lr", "negatives", "far", "span_weight")
 
 
 def _state(args: argparse.Namespace, place: Place, bundle: Bundle, stopped: str | None) -> dict[str, Any]:
@@ -683,11 +690,15 @@ def _continuation(bundle: Bundle, args: argparse.Namespace) -> Place:
     state = json.loads(path.read_text())["state"]
     if state["data_sha256"] != bundle.data_sha256:
         raise BundleError("the bundle's continuation was made on other training data: build the bundle again")
-    changed = [f"--{n.replace('_', '-')} {state[n]}" for n in PLAN_SETTINGS if getattr(args, n) != state[n]]
+    changed = [
+        f"--{n.replace('_', '-')} {state[n]}"
+        for n in PLAN_SETTINGS
+        if n in state and getattr(args, n) != state[n]
+    ]
     if changed:
         say(f"continuing the earlier call's plan: {', '.join(changed)} (its settings, not this call's flags)")
     for name in PLAN_SETTINGS:
-        setattr(args, name, state[name])
+        setattr(args, name, state.get(name, getattr(args, name)))
     return Place(**{field.name: state[field.name] for field in dataclasses.fields(Place)})
 
 
@@ -767,7 +778,7 @@ def _write_return(
     if weights:
         settings = {
             "run": "scripts/reader_bundle.py",
-            **{k: state[k] for k in ("seed", "epochs", "batch_size", "lr", "negatives", "step", "total")},
+            **{k: state[k] for k in (*PLAN_SETTINGS[:5], "far", "step", "total")},
             "init_from": f"bot/models/reader (sha256 {state['started_from_sha256'][:12]}…)",
             "finished": state["finished"],
         }
@@ -937,6 +948,9 @@ def main(argv: list[str] | None = None) -> int:
     trained.add_argument("--lr", type=float, default=1e-4)
     trained.add_argument(
         "--negatives", type=float, default=1.0, help="'not here' examples per question and epoch"
+    )
+    trained.add_argument(
+        "--far", type=float, default=1.0, help="multiplies the share of another article's passages among them"
     )
     trained.add_argument("--span-weight", type=float, default=1.0)
     trained.add_argument("--seed", type=int, default=21)

@@ -195,10 +195,13 @@ def test_the_cascade_stops_after_the_best_passage_when_the_reader_is_sure(
     assert read == [1, 4] and not unsure.answered
     monkeypatch.setattr("bot.answer.CASCADE_STOP", 1.1)  # never sure enough: all five read
     read.clear()
-    assert engine.ask("who was fired?").sentence == sure.sentence and read == [1, 4]
+    same = sure.sentence.text, sure.sentence.short  # its score depends on the passages read beside it
+    again = engine.ask("who was fired?").sentence
+    assert again is not None and (again.text, again.short) == same and read == [1, 4]
     monkeypatch.setattr("bot.answer.CASCADE_STOP", None)  # off: the five read at once
     read.clear()
-    assert engine.ask("who was fired?").sentence == sure.sentence and read == [5]
+    again = engine.ask("who was fired?").sentence
+    assert again is not None and (again.text, again.short) == same and read == [5]
 
 
 def test_made_up_unanswerable_questions_ask_what_their_passage_does_not_say() -> None:
