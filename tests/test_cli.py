@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from hostile_input import LONG_QUESTIONS
 
 from bot.cli import main
 from bot.config import BUNDLED_ARTICLES, Config
@@ -148,6 +149,16 @@ def test_a_batch_answers_every_line_in_order_whatever_the_locale(index_args: lis
     assert objects[2]["error"] == "the line is not valid UTF-8"
     assert objects[2]["question"].startswith("who was ")
     assert "at most 1,000" in objects[3]["error"]
+
+
+def test_long_questions_in_any_script_are_answered_not_crashed(index_args: list[str]) -> None:
+    """Questions under the length limit but of hundreds of wordpieces each get an answer object."""
+    result = run("ask", "--json", "-", *index_args, stdin="\n".join(LONG_QUESTIONS) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["question"] for o in objects] == [q.strip() for q in LONG_QUESTIONS]
+    assert all("error" not in o and o["passages"] for o in objects)
 
 
 def test_json_mode_keeps_status_off_stdout_when_it_builds_the_index(tmp_path: Path) -> None:

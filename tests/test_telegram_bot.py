@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fake_bot_api import Call, FakeBotApi, parse_telegram_html
+from hostile_input import LONG_QUESTIONS
 from telegram_harness import replies_to, running_bot, settle
 
 from bot.config import Config, TelegramSettings
@@ -148,6 +149,19 @@ async def test_user_text_is_escaped_and_odd_or_long_questions_get_one_line(
         "Sorry, that question is 1,199 characters long; please ask in at most 1,000."
     )
     assert len(fake.successful("sendMessage")) == 3
+
+
+async def test_long_questions_in_any_script_are_answered_without_an_error(
+    fake: FakeBotApi, engine: AnswerEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_bot(fake, engine) as app:
+        asked = [fake.inject_message(question) for question in LONG_QUESTIONS]
+        replies = [(await fake.wait_for("sendMessage", replies_to(message)))[0] for message in asked]
+        await settle(fake, app)
+    for reply in replies:
+        text = parse_telegram_html(reply.params["text"])
+        assert text != APOLOGY and "· 2021-03-01 · paragraph" in text  # a quoted passage
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_stickers_photos_and_voice_get_a_hint(fake: FakeBotApi, engine: AnswerEngine) -> None:
