@@ -246,7 +246,7 @@ class AnswerEngine:
             progress=progress,
             ann_threshold=self.config.search.ann_threshold,
             on_notice=lambda message: self.status(f"articlebot: {message}"),
-            on_article=None if progress else self._report_splitting(),
+            on_article=self._report_splitting(every_hundredth=not progress),
             reuse=self._index,
         )
         try:
@@ -311,15 +311,16 @@ class AnswerEngine:
         resolved = folder.resolve()
         return any(resolved.is_relative_to(path.resolve()) for path in self.config.article_paths())
 
-    def _report_splitting(self) -> Callable[[Article], None]:
-        """Plain progress lines for a log (no bar is drawn when standard error is not a terminal):
-        every long article, and every hundredth."""
+    def _report_splitting(self, *, every_hundredth: bool) -> Callable[[Article], None]:
+        """Plain progress lines while articles are split, before the embedding's bar: every long
+        article, and for a log (no bar is drawn when standard error is not a terminal) every
+        hundredth."""
         count = 0
 
         def report(article: Article) -> None:
             nonlocal count
             count += 1
-            if len(article.text) >= LONG_ARTICLE_CHARS or count % 100 == 0:
+            if len(article.text) >= LONG_ARTICLE_CHARS or (every_hundredth and count % 100 == 0):
                 self.status(
                     f"articlebot: splitting article {count}, {article.id} ({len(article.text):,} characters)"
                 )
