@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,32 @@ def test_index_command_summarises_and_updates(tmp_path: Path) -> None:
         "ask", "--json", "what passed?", "--articles", str(folder), "--index-dir", str(tmp_path / "index")
     )
     assert json.loads(asked.stdout)["answer"]["title"] == "Vote"
+
+
+LOG_LINE = re.compile(
+    r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} |^(DEBUG|INFO|WARNING|ERROR)\b", re.MULTILINE
+)
+
+
+def test_index_and_ask_print_no_log_lines_and_a_skipped_file_only_when_indexing(tmp_path: Path) -> None:
+    """Without --debug: status lines and one summary, no log lines (a sentence of made-up words,
+    over the model's 250 wordpieces, used to log its split at INFO); "skipped" when indexing, not
+    before every answer."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "armenia.txt").write_bytes(BUNDLED.read_bytes())
+    made_up = " ".join(f"zyqv{n}xqk" for n in range(100))
+    (folder / "codes.txt").write_text(f"Title: Codes\n\nThe codes were {made_up}.", encoding="utf-8")
+    (folder / "bad.txt").write_text("A story in UTF-16.", encoding="utf-16")
+    where = ["--articles", str(folder), "--index-dir", str(tmp_path / "index")]
+    indexed = run("index", *where)
+    assert indexed.returncode == 0, indexed.stderr
+    assert not LOG_LINE.search(indexed.stderr), indexed.stderr
+    assert all(line.startswith("articlebot: ") for line in indexed.stderr.splitlines())
+    assert indexed.stderr.count(f"articlebot: skipped {folder / 'bad.txt'}: it is UTF-16 text") == 1
+    assert indexed.stdout.startswith("indexed 2 articles, ") and indexed.stdout.count("\n") == 1
+    asked = run("ask", "who was fired?", *where)
+    assert asked.returncode == 0 and asked.stderr == ""
 
 
 def test_error_exits_non_zero_with_one_line_and_no_traceback(tmp_path: Path) -> None:

@@ -244,9 +244,30 @@ def test_a_build_without_a_terminal_reports_long_articles_and_skipped_files_in_p
     engine = AnswerEngine(config, embedder=counting, status=messages.append)
     engine.ensure_index()
     assert set(engine.index.articles) == {"storm", "budget", "match"}
-    assert any(m.startswith("articlebot: skipped ") and "broken.txt holds NUL bytes" in m for m in messages)
+    assert any(
+        m.startswith("articlebot: skipped ") and "broken.txt: it holds NUL bytes" in m for m in messages
+    )
     splitting = [m for m in messages if m.startswith("articlebot: splitting article")]
     assert len(splitting) == 2 and all("characters)" in m for m in splitting)
+
+
+def test_a_skipped_file_is_said_when_indexing_once_and_not_before_every_question(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    (articles_dir / "utf16.txt").write_text("A story in UTF-16.", encoding="utf-16")
+    messages: list[str] = []
+    config = Config(articles=(articles_dir,), index_dir=tmp_path / "index")
+    engine = AnswerEngine(config, embedder=counting, status=messages.append)
+    engine.ensure_index()
+    skipped = [m for m in messages if m.startswith("articlebot: skipped")]
+    assert skipped == [f"articlebot: skipped {articles_dir / 'utf16.txt'}: it is UTF-16 text, not UTF-8; "
+                       "save it as UTF-8 and try again"]  # fmt: skip
+    engine.build()  # a console session updating its index says it no more
+    assert [m for m in messages if m.startswith("articlebot: skipped")] == skipped
+    # A later question (a new process) over the index as built says nothing of it.
+    quiet: list[str] = []
+    AnswerEngine(config, embedder=counting, status=quiet.append).ensure_index()
+    assert quiet == []
 
 
 @pytest.mark.parametrize(
