@@ -211,6 +211,28 @@ def test_index_and_ask_print_no_log_lines_and_a_skipped_file_only_when_indexing(
     assert asked.returncode == 0 and asked.stderr == ""
 
 
+def test_a_file_size_limit_is_said_as_such_not_as_a_full_disk(tmp_path: Path) -> None:
+    """Under `ulimit -f` numpy's short write carries no errno; it used to read "the disk is full
+    (83598 MB free)"."""
+    import resource
+
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    result = subprocess.run(
+        [str(ARTICLEBOT), "index", "--index-dir", str(tmp_path / "index")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit_files,
+    )
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("articlebot: error: cannot save the index at ")
+    assert "file-size limit of 20 KB" in last and "ulimit -f" in last, result.stderr
+    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["build.lock"]  # nothing half-written
+
+
 def test_error_exits_non_zero_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     result = run("ask", "who?", "--articles", str(tmp_path / "missing.txt"))
     assert result.returncode == 1
@@ -260,6 +282,7 @@ def test_corrupt_index_is_reported_with_the_fix(
 ) -> None:
     index_dir = tmp_path / "index"
     index_dir.mkdir()
+    (index_dir / "build.lock").write_text("")  # what every build writes first: this folder is an index
     (index_dir / "manifest.json").write_text("{broken")
     assert main(["ask", "who was fired?", "--index-dir", str(index_dir)]) == 1
     err = capsys.readouterr().err

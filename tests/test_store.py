@@ -369,6 +369,79 @@ def test_a_folder_that_is_not_an_index_is_refused_never_emptied(
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
 
 
+def test_a_folder_of_only_index_like_names_without_our_lock_or_manifest_is_left_untouched(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    """Names are not proof: a user's folders called like segments or generations, and a
+    manifest.json of their own, are not an index articlebot built."""
+    folder = tmp_path / "backups"
+    (folder / "gen-20240101T000000-1-1").mkdir(parents=True)
+    (folder / "gen-20240101T000000-1-1" / "data.txt").write_text("mine", encoding="utf-8")
+    (folder / "seg-20240102T000000-1-1").mkdir()
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    with pytest.raises(IndexLocationError, match=r"not an articlebot index \(gen-20240101T000000-1-1, seg-"):
+        build_index(load_articles([articles_dir]), counting, folder, rebuild=True)
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    (folder / MANIFEST).write_text('{"name": "my web app", "icons": []}', encoding="utf-8")
+    with pytest.raises(IndexLocationError, match="not an articlebot index"):
+        build_index(load_articles([articles_dir]), counting, folder, rebuild=True)
+    assert (folder / "gen-20240101T000000-1-1" / "data.txt").read_text(encoding="utf-8") == "mine"
+    assert json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["name"] == "my web app"
+
+
+def test_a_first_build_that_died_is_cleaned_up_by_the_next(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    """Its lock file, taken before anything was written, says the folder is an index."""
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / "build.lock").write_text("12345\n", encoding="utf-8")
+    (index_dir / "seg-20200101T000000-1-1").mkdir()  # killed while saving, before any manifest
+    (index_dir / "seg-20200101T000000-1-1" / "passages.npy").write_bytes(b"\x93NUMPY")
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    assert sorted(p.name for p in index_dir.iterdir()) == sorted(
+        [MANIFEST, "build.lock", *named_segments(index_dir)]
+    )
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot write in: without write permission, or, for root (whom
+    permissions do not hold back), a read-only tmpfs where the machine lets it mount one."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_folder_and_a_file_in_the_way_each_get_their_own_line(
+    articles_dir: Path, tmp_path: Path, read_only_folder: Path, counting: CountingEmbedder
+) -> None:
+    articles = load_articles([articles_dir])
+    with pytest.raises(IndexWriteError, match=r"read-only file system|no permission to write") as caught:
+        build_index(articles, counting, read_only_folder / "index")
+    assert "\n" not in str(caught.value) and "disk is full" not in str(caught.value)
+    in_the_way = tmp_path / "index"
+    in_the_way.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(IndexLocationError, match=r"index is a file, not a folder"):
+        build_index(articles, counting, in_the_way)
+    with pytest.raises(IndexLocationError, match=rf"{re.escape(str(in_the_way))} is a file, not a folder"):
+        build_index(articles, counting, in_the_way / "sub" / "index")
+    assert in_the_way.read_text(encoding="utf-8") == "not a folder"
+
+
 def test_what_an_unfinished_build_left_is_removed_by_the_next(
     articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
 ) -> None:
