@@ -404,28 +404,6 @@ def test_a_first_build_that_died_is_cleaned_up_by_the_next(
     )
 
 
-@pytest.fixture
-def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder this process cannot write in: without write permission, or, for root (whom
-    permissions do not hold back), a read-only tmpfs where the machine lets it mount one."""
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
 def test_a_read_only_folder_and_a_file_in_the_way_each_get_their_own_line(
     articles_dir: Path, tmp_path: Path, read_only_folder: Path, counting: CountingEmbedder
 ) -> None:

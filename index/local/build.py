@@ -25,6 +25,7 @@ from index.local.search import PassageIndex, Segment
 from index.local.storage import (
     MANIFEST_TEMPORARY,
     SEGMENT,
+    make_index_folder,
     new_segment_name,
     read_segment,
     save_manifest,
@@ -151,16 +152,9 @@ def build_lock(index_dir: Path, on_wait: Callable[[str], None] | None = None) ->
     included): there is never a stale lock to clear by hand. The holder's process id is written
     in the file, for the message a waiting build gives.
     """
+    make_index_folder(index_dir)
     try:
-        index_dir.mkdir(parents=True, exist_ok=True)
         lock_file = (index_dir / BUILD_LOCK).open("a+", encoding="utf-8")
-    except (FileExistsError, NotADirectoryError):
-        # A file stands where the folder, or one of the folders above it, should be.
-        blocking = next(p for p in (index_dir, *index_dir.parents) if p.exists() and not p.is_dir())
-        raise IndexLocationError(
-            f"the index folder {index_dir} cannot be made: {blocking} is a file, not a folder; "
-            "give --index-dir (or index_dir) another place"
-        ) from None
     except OSError as error:
         raise write_error(error, index_dir) from None
     with lock_file as lock:

@@ -36,6 +36,7 @@ import mmap
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -47,7 +48,7 @@ import numpy as np
 
 from index.articles import Article
 from index.embed import Embedder
-from index.errors import IndexCorruptError, IndexMismatchError, IndexWriteError
+from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError, IndexWriteError
 from index.files import atomic_write
 from index.local.bm25 import LexicalIndex
 from index.local.dense import set_search_depth
@@ -114,6 +115,33 @@ def save_manifest(manifest: Manifest, index_dir: Path) -> None:
     for entry in index_dir.iterdir():
         if entry.name not in named and SEGMENT.fullmatch(entry.name) and entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
+
+
+def make_index_folder(index_dir: Path) -> None:
+    """Create the index folder and those above it, or say in one line why it cannot be."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # A file stands where the folder, or one of the folders above it, should be.
+        blocking = next(
+            (p for p in (index_dir, *index_dir.parents) if p.exists() and not p.is_dir()), index_dir
+        )
+        raise IndexLocationError(
+            f"the index folder {index_dir} cannot be made: {blocking} is a file, not a folder; "
+            "give --index-dir (or index_dir) another place"
+        ) from None
+    except OSError as error:
+        raise write_error(error, index_dir) from None
+
+
+def unwritable(folder: Path) -> IndexWriteError | None:
+    """Why nothing can be written in `folder` (read-only, no permission, a full disk), or None:
+    tried with a temporary file, since no other test is true for root on a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as error:
+        return write_error(error, folder)
 
 
 _WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
