@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -107,12 +108,28 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
         yield folder
         folder.chmod(0o755)
         return
+    with _tmpfs(folder, "ro,size=1m"):
+        yield folder
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB file system (tmpfs), where the machine lets this process mount one."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    with _tmpfs(mount_point, "size=2m"):
+        yield mount_point
+
+
+@contextmanager
+def _tmpfs(folder: Path, options: str) -> Iterator[None]:
+    """A tmpfs mounted at `folder` with these options while the block runs; else the test is skipped."""
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {mounted.stderr.decode().strip()}")
     try:
-        yield folder
+        yield
     finally:
         subprocess.run(["umount", str(folder)], check=True)
