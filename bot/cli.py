@@ -355,7 +355,6 @@ def _configure_logging(debug: bool) -> None:
     # httpx logs every request URL at INFO, and Bot API URLs carry the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.DEBUG if debug else logging.WARNING)
-    logging.getLogger("index.split").setLevel(logging.INFO)
     # Milvus's clients log every failed call with its traceback; the error says it in one line.
     for name in ("pymilvus", "milvus_lite"):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)

@@ -114,13 +114,18 @@ class AnswerEngine:
         self._corrector: tuple[SearchIndex, SpellingCorrector] | None = None
         # Called with the new index after a reload, from the thread that asked.
         self.on_reload: Callable[[SearchIndex], None] | None = None
+        # Why files were passed over, as the last read found them, and what of it was said:
+        # a build says it, once per engine; a question over an index that is current does not.
+        self._skipped: list[str] = []
+        self._skips_said: set[str] = set()
 
     def read_articles(self) -> list[Article]:
         """The articles as they are on disk now (folders gain files while the bot runs)."""
+        self._skipped = []
         return load_articles(
             self.config.article_paths(),
             max_bytes=int(self.config.max_article_mb * 1_000_000),
-            on_skip=lambda message: self.status(f"articlebot: {message}"),
+            on_skip=self._skipped.append,
         )
 
     @property
@@ -172,10 +177,11 @@ class AnswerEngine:
                 return None
             return KnownArticle(article_id, str(file), held)
 
+        self._skipped = []
         return survey_articles(
             self.config.article_paths(),
             max_bytes=int(self.config.max_article_mb * 1_000_000),
-            on_skip=lambda message: self.status(f"articlebot: {message}"),
+            on_skip=self._skipped.append,
             known=known,
         )
 
@@ -238,6 +244,7 @@ class AnswerEngine:
         surveyed = (
             articles if articles is not None else self.read_articles() if rebuild else self._survey_articles()
         )
+        self._say_skipped()
         build = functools.partial(
             self.store.build,
             embedder=self.embedder,
@@ -246,7 +253,7 @@ class AnswerEngine:
             progress=progress,
             ann_threshold=self.config.search.ann_threshold,
             on_notice=lambda message: self.status(f"articlebot: {message}"),
-            on_article=None if progress else self._report_splitting(),
+            on_article=self._report_splitting(every_hundredth=not progress),
             reuse=self._index,
         )
         try:
@@ -256,6 +263,13 @@ class AnswerEngine:
             index, report = build(self.read_articles())
         self._set_index(index)
         return report
+
+    def _say_skipped(self) -> None:
+        """The files the last read passed over, each said once in this engine's life."""
+        for message in self._skipped:
+            if message not in self._skips_said:
+                self._skips_said.add(message)
+                self.status(f"articlebot: {message}")
 
     # Articles arriving --------------------------------------------------------------------------
 
@@ -311,15 +325,16 @@ class AnswerEngine:
         resolved = folder.resolve()
         return any(resolved.is_relative_to(path.resolve()) for path in self.config.article_paths())
 
-    def _report_splitting(self) -> Callable[[Article], None]:
-        """Plain progress lines for a log (no bar is drawn when standard error is not a terminal):
-        every long article, and every hundredth."""
+    def _report_splitting(self, *, every_hundredth: bool) -> Callable[[Article], None]:
+        """Plain progress lines while articles are split, before the embedding's bar: every long
+        article, and for a log (no bar is drawn when standard error is not a terminal) every
+        hundredth."""
         count = 0
 
         def report(article: Article) -> None:
             nonlocal count
             count += 1
-            if len(article.text) >= LONG_ARTICLE_CHARS or count % 100 == 0:
+            if len(article.text) >= LONG_ARTICLE_CHARS or (every_hundredth and count % 100 == 0):
                 self.status(
                     f"articlebot: splitting article {count}, {article.id} ({len(article.text):,} characters)"
                 )

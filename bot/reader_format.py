@@ -32,20 +32,34 @@ class PairEncoding:
         return len(self.ids)
 
 
-def load_tokenizer(model_dir: Path) -> Any:
-    """The base model's own `tokenizer.json`, truncating only the passage."""
+@dataclass(frozen=True)
+class ReaderTokenizer:
+    """The base model's own `tokenizer.json`, loaded twice: `pairs` truncates only the passage of
+    a question–passage pair; `questions` never truncates, to measure a question alone. (Truncating
+    only the second sequence fails on a lone sequence over MAX_LENGTH wordpieces, "Truncation
+    error: Second sequence not provided": 999 CJK characters are 999 wordpieces.)"""
+
+    pairs: Any
+    questions: Any
+
+
+def load_tokenizer(model_dir: Path) -> ReaderTokenizer:
+    """The reader's tokenizers, from the base model's `tokenizer.json`."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=MAX_LENGTH, strategy="only_second")
-    return tokenizer
+    pairs = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    pairs.no_padding()
+    pairs.enable_truncation(max_length=MAX_LENGTH, strategy="only_second")
+    questions = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    questions.no_padding()
+    questions.no_truncation()
+    return ReaderTokenizer(pairs, questions)
 
 
-def encode_pairs(tokenizer: Any, question: str, passages: Sequence[str]) -> list[PairEncoding]:
+def encode_pairs(tokenizer: ReaderTokenizer, question: str, passages: Sequence[str]) -> list[PairEncoding]:
     """The reader's inputs for one question against each passage."""
     question = _clip_question(tokenizer, question)
-    encodings = tokenizer.encode_batch([(question, passage) for passage in passages])
+    encodings = tokenizer.pairs.encode_batch([(question, passage) for passage in passages])
     return [
         PairEncoding(
             ids=list(e.ids),
@@ -59,10 +73,10 @@ def encode_pairs(tokenizer: Any, question: str, passages: Sequence[str]) -> list
     ]
 
 
-def _clip_question(tokenizer: Any, question: str) -> str:
+def _clip_question(tokenizer: ReaderTokenizer, question: str) -> str:
     """A long question keeps its first MAX_QUESTION_TOKENS wordpieces, so the passage is never cut
     to make room for it."""
-    offsets = tokenizer.encode(question, add_special_tokens=False).offsets
+    offsets = tokenizer.questions.encode(question, add_special_tokens=False).offsets
     if len(offsets) <= MAX_QUESTION_TOKENS:
         return question
     return str(question[: offsets[MAX_QUESTION_TOKENS - 1][1]])

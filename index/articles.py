@@ -90,7 +90,7 @@ def parse_article(raw: str, *, path: str, article_id: str) -> Article:
             text = text[heading.end() :]
     text = text.strip()
     if not text:
-        raise ArticleError(f"{path} has no text to index: add the article's body below any metadata")
+        raise ArticleError(f"{path}: it has no text to index; add the article's body below any metadata")
     title = meta.get("title") or _first_sentence(text) or Path(path).stem
     return Article(
         id=article_id,
@@ -185,17 +185,17 @@ def read_article(file: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES
             )
         data = file.read_bytes()
     except OSError as error:
-        raise ArticleError(f"cannot read {file}: {error.strerror}") from None
+        raise ArticleError(f"{file}: it cannot be read: {error.strerror}") from None
     if file.suffix.lower() in HTML_SUFFIXES:
         return _read_html_article(file, data, article_id)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ArticleError(f"{file} is UTF-16 text, not UTF-8: save it as UTF-8 and try again")
+        raise ArticleError(f"{file}: it is UTF-16 text, not UTF-8; save it as UTF-8 and try again")
     if b"\0" in data:
-        raise ArticleError(f"{file} holds NUL bytes: it is not a text file")
+        raise ArticleError(f"{file}: it holds NUL bytes, so it is not a text file")
     try:
         raw = data.decode("utf-8-sig")  # a byte-order mark is dropped, so front matter still reads
     except UnicodeDecodeError:
-        raise ArticleError(f"{file} is not UTF-8 text: save it as UTF-8 and try again") from None
+        raise ArticleError(f"{file}: it is not UTF-8 text; save it as UTF-8 and try again") from None
     return parse_article(raw, path=str(file), article_id=article_id)
 
 
@@ -204,7 +204,7 @@ def _read_html_article(file: Path, data: bytes, article_id: str) -> Article:
     from index.extract import extract_html  # trafilatura loads only when a page is read
 
     if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ArticleError(f"{file} holds NUL bytes: it is not a web page")
+        raise ArticleError(f"{file}: it holds NUL bytes, so it is not a web page")
     try:
         page = extract_html(data)
     except ArticleError as error:

@@ -102,16 +102,24 @@ def connect(uri: str, token: str | None, timeout: float = 10.0) -> Any:
             import milvus_lite  # noqa: F401
         except ImportError:
             raise MilvusUnavailable(f"a Milvus Lite file ({uri}) needs milvus-lite: {INSTALL}") from None
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        from index.local.storage import make_index_folder
+
+        make_index_folder(Path(uri).parent)
     try:
         return client_class(uri, token=token or "", timeout=timeout)
     except Exception as error:
         raise _unavailable(uri, error) from None
 
 
-def _unavailable(uri: str, error: Exception) -> MilvusUnavailable:
+def _unavailable(uri: str, error: Exception) -> ArticlebotError:
     text = str(error)
     if not _is_server(uri):
+        from index.local.storage import unwritable
+
+        # Milvus Lite says "Open local milvus failed" of a read-only folder too.
+        cause = unwritable(Path(uri).parent)
+        if cause is not None:
+            return cause
         if "Open local milvus failed" in text or "lock" in text.lower():
             return MilvusUnavailable(
                 f"Milvus Lite's file {uri} is in use by another process (a running bot or build): "

@@ -4,6 +4,8 @@
     .venv/bin/python scripts/bench.py --squad-file FILE --quick    # 300 SQuAD paragraphs, scale 100k only
     .venv/bin/python scripts/bench.py --squad-file FILE --scale 100000   # scale figures at these sizes only
     .venv/bin/python scripts/bench.py --skip build ingest scale    # the rows that need no SQuAD file
+    .venv/bin/python scripts/bench.py --skip model cold build warm conversation memory scale ingest
+        # the split rows only
 
 The build, ingest and scale rows read SQuAD v1.1 dev (--squad-file, or $ARTICLEBOT_SQUAD_DEV).
 The programs timed in a fresh interpreter are functions of scripts/bench_children.py.
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 CHILDREN = ROOT / "scripts" / "bench_children.py"
 SQUAD_ENV = "ARTICLEBOT_SQUAD_DEV"
-SECTIONS = ("model", "cold", "build", "warm", "conversation", "memory", "scale", "ingest")
+SECTIONS = ("model", "split", "cold", "build", "warm", "conversation", "memory", "scale", "ingest")
 SQUAD_SECTIONS = ("build", "ingest", "scale")
 QUESTIONS = [
     "who was fired?",
@@ -111,6 +113,49 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+# Splitting ----------------------------------------------------------------------------------
+
+# Splitting 1 MB of text, punctuated or not, is done within this many seconds (issue 28).
+SPLIT_SECONDS = 10.0
+_FILLER = ["the", "harbour", "ferry", "market", "bridge", "library", "on", "no", "st", "orchard",
+         "railway", "quarry", "said", "monday"]  # fmt: skip
+
+
+def bench_split() -> None:
+    """One paragraph of words without a full stop (a transcript, a scraped table) and one of
+    ordinary sentences, at two sizes each: time grows with the size, not with its square, and no
+    passage is over max_words (120)."""
+    import random
+
+    from index.articles import Article
+    from index.embed import SentenceTransformerEmbedder
+    from index.split import SplitSettings, split_article
+
+    print("split", file=sys.stderr)
+    count_tokens = SentenceTransformerEmbedder().count_tokens  # the tokenizer only, no model
+    settings = SplitSettings()
+    for kind in ("without a full stop", "in sentences of 12 words"):
+        for size in (250_000, 1_000_000):
+            rng = random.Random(size)
+            words = [rng.choice(_FILLER) for _ in range(size // 6)]
+            if kind != "without a full stop":
+                words = [w.capitalize() if n % 12 == 0 else w + "." if n % 12 == 11 else w
+                         for n, w in enumerate(words)]  # fmt: skip
+            text = " ".join(words)
+            article = Article(id="one-paragraph", path="", title="", text=text)
+            started = time.perf_counter()
+            _, passages = split_article(article, settings, count_tokens)
+            seconds = time.perf_counter() - started
+            longest = max(len(p.text.split()) for p in passages)
+            row(
+                "split",
+                f"one paragraph of {len(text) / 1e6:.2f} MB {kind}",
+                f"{seconds:.1f} s, {len(passages):,} passages of at most {longest} words",
+                f"<= {SPLIT_SECONDS:g} s, <= {settings.max_words} words",
+                seconds <= SPLIT_SECONDS and longest <= settings.max_words,
+            )
 
 
 # Model load and cold start ----------------------------------------------------------------
@@ -1141,7 +1186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["XDG_CACHE_HOME"] = str(work / "cache")
         if "model" not in skip:
             bench_model_load()
-        if set(SECTIONS) - skip - {"model"}:
+        if "split" not in skip:
+            bench_split()
+        if set(SECTIONS) - skip - {"model", "split"}:
             run_sections(args, skip, squad_file, squad_limit, sizes, work)
     table = print_table(command)
     if args.out:

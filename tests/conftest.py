@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,41 @@ def news_config(tmp_path: Path) -> Config:
         encoding="utf-8",
     )
     return Config(articles=(folder,), index_dir=tmp_path / "index", ingest=IngestSettings(allow_private=True))
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot write in: without write permission, or, for root (whom
+    permissions do not hold back), a read-only tmpfs where the machine lets it mount one."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    with _tmpfs(folder, "ro,size=1m"):
+        yield folder
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB file system (tmpfs), where the machine lets this process mount one."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    with _tmpfs(mount_point, "size=2m"):
+        yield mount_point
+
+
+@contextmanager
+def _tmpfs(folder: Path, options: str) -> Iterator[None]:
+    """A tmpfs mounted at `folder` with these options while the block runs; else the test is skipped."""
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {mounted.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

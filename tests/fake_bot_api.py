@@ -43,6 +43,7 @@ _TAG = re.compile(
 )
 _ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
 _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
+_START_PARAMETER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CHAT_ACTIONS = {
     "typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
     "upload_document", "choose_sticker", "find_location", "record_video_note", "upload_video_note",
@@ -637,6 +638,13 @@ class FakeBotApi:
             content = result.get("input_message_content") or {}
             _visible_text(str(content.get("message_text", "")), content.get("parse_mode"))
             _check_markup(result.get("reply_markup"))
+        button = params.get("button")
+        if button is not None:
+            start = button.get("start_parameter") if isinstance(button, dict) else None
+            if not button.get("text") or not (
+                button.get("web_app") or (isinstance(start, str) and _START_PARAMETER.fullmatch(start))
+            ):
+                raise bad_request("BUTTON_INVALID")
         self._inline_queries[query_id] = True
         return True
 

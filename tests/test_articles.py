@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,9 @@ def test_bad_files_in_a_folder_are_skipped_with_one_message_each(tmp_path: Path)
     said: list[str] = []
     articles = load_articles([folder], max_bytes=1000, on_skip=said.append)
     assert [a.title for a in articles] == ["Good"]
-    assert len(said) == 7 and all(line.startswith("skipped ") and "\n" not in line for line in said)
+    assert len(said) == 7 and all(line.startswith(f"skipped {folder}/") and "\n" not in line for line in said)
+    # "skipped <the file>: <why>", the file's name ending where the colon stands.
+    assert all(re.fullmatch(r"skipped \S+\.(txt|md): \S.*", line) for line in said), said
     reasons = " | ".join(said)
     for expected in ("has no text", "NUL bytes", "UTF-16", "not UTF-8", "over the limit", "links outside"):
         assert expected in reasons, expected
@@ -120,7 +123,7 @@ def test_bad_files_in_a_folder_are_skipped_with_one_message_each(tmp_path: Path)
 def test_every_file_bad_is_one_error_naming_the_first(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_bytes(b"\0\0")
     (tmp_path / "b.txt").write_text("", encoding="utf-8")
-    with pytest.raises(ArticleError, match=r"a\.txt holds NUL bytes.*\(and 1 more files skipped\)"):
+    with pytest.raises(ArticleError, match=r"a\.txt: it holds NUL bytes.*\(and 1 more files skipped\)"):
         load_articles([tmp_path])
 
 

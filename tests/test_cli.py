@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pexpect
 import pytest
+from hostile_input import LONG_QUESTIONS
 
 from bot.cli import main
 from bot.config import BUNDLED_ARTICLES, Config
@@ -150,6 +152,16 @@ def test_a_batch_answers_every_line_in_order_whatever_the_locale(index_args: lis
     assert "at most 1,000" in objects[3]["error"]
 
 
+def test_long_questions_in_any_script_are_answered_not_crashed(index_args: list[str]) -> None:
+    """Questions under the length limit but of hundreds of wordpieces each get an answer object."""
+    result = run("ask", "--json", "-", *index_args, stdin="\n".join(LONG_QUESTIONS) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["question"] for o in objects] == [q.strip() for q in LONG_QUESTIONS]
+    assert all("error" not in o and o["passages"] for o in objects)
+
+
 def test_json_mode_keeps_status_off_stdout_when_it_builds_the_index(tmp_path: Path) -> None:
     result = run("ask", "--json", "who was fired?", "--index-dir", str(tmp_path / "new-index"))
     assert result.returncode == 0, result.stderr
@@ -171,6 +183,54 @@ def test_index_command_summarises_and_updates(tmp_path: Path) -> None:
         "ask", "--json", "what passed?", "--articles", str(folder), "--index-dir", str(tmp_path / "index")
     )
     assert json.loads(asked.stdout)["answer"]["title"] == "Vote"
+
+
+LOG_LINE = re.compile(
+    r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} |^(DEBUG|INFO|WARNING|ERROR)\b", re.MULTILINE
+)
+
+
+def test_index_and_ask_print_no_log_lines_and_a_skipped_file_only_when_indexing(tmp_path: Path) -> None:
+    """Without --debug: status lines and one summary, no log lines (a sentence of made-up words,
+    over the model's 250 wordpieces, used to log its split at INFO); "skipped" when indexing, not
+    before every answer."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "armenia.txt").write_bytes(BUNDLED.read_bytes())
+    made_up = " ".join(f"zyqv{n}xqk" for n in range(100))
+    (folder / "codes.txt").write_text(f"Title: Codes\n\nThe codes were {made_up}.", encoding="utf-8")
+    (folder / "bad.txt").write_text("A story in UTF-16.", encoding="utf-16")
+    where = ["--articles", str(folder), "--index-dir", str(tmp_path / "index")]
+    indexed = run("index", *where)
+    assert indexed.returncode == 0, indexed.stderr
+    assert not LOG_LINE.search(indexed.stderr), indexed.stderr
+    assert all(line.startswith("articlebot: ") for line in indexed.stderr.splitlines())
+    assert indexed.stderr.count(f"articlebot: skipped {folder / 'bad.txt'}: it is UTF-16 text") == 1
+    assert indexed.stdout.startswith("indexed 2 articles, ") and indexed.stdout.count("\n") == 1
+    asked = run("ask", "who was fired?", *where)
+    assert asked.returncode == 0 and asked.stderr == ""
+
+
+def test_a_file_size_limit_is_said_as_such_not_as_a_full_disk(tmp_path: Path) -> None:
+    """Under `ulimit -f` numpy's short write carries no errno; it used to read "the disk is full
+    (83598 MB free)"."""
+    import resource
+
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    result = subprocess.run(
+        [str(ARTICLEBOT), "index", "--index-dir", str(tmp_path / "index")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit_files,
+    )
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("articlebot: error: cannot save the index at ")
+    assert "file-size limit of 20 KB" in last and "ulimit -f" in last, result.stderr
+    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["build.lock"]  # nothing half-written
 
 
 def test_error_exits_non_zero_with_one_line_and_no_traceback(tmp_path: Path) -> None:
@@ -222,6 +282,7 @@ def test_corrupt_index_is_reported_with_the_fix(
 ) -> None:
     index_dir = tmp_path / "index"
     index_dir.mkdir()
+    (index_dir / "build.lock").write_text("")  # what every build writes first: this folder is an index
     (index_dir / "manifest.json").write_text("{broken")
     assert main(["ask", "who was fired?", "--index-dir", str(index_dir)]) == 1
     err = capsys.readouterr().err

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile_input import LONG_QUESTIONS
 
 from bot.config import Config, ModelSettings
 from bot.engine import AnswerEngine
@@ -68,7 +69,7 @@ def _squad_questions(count: int) -> list[str]:
 def test_vectors_match_sentence_transformers(
     fast: NumpyMiniLMEncoder, embedder: SentenceTransformerEmbedder
 ) -> None:
-    texts = QUESTIONS + _squad_questions(200) + [LONG_TEXT]
+    texts = QUESTIONS + list(LONG_QUESTIONS) + _squad_questions(200) + [LONG_TEXT]
     ours = fast.encode(texts)
     reference = embedder.encode(texts)
     assert ours.shape == reference.shape == (len(texts), 384)

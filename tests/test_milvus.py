@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -219,6 +220,27 @@ def test_a_locked_lite_file_is_one_line(tmp_path: Path) -> None:
             MilvusStore(str(path), "news").read_manifest()
     finally:
         holder.communicate("\n", timeout=30)
+
+
+def test_a_read_only_folder_and_a_file_in_the_way_each_get_their_own_line(
+    tmp_path: Path, read_only_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Milvus Lite's own words for a read-only folder are "Open local milvus failed", which read
+    as a file in use; a file where its folder should be was a raw FileExistsError."""
+    in_the_way = tmp_path / "taken"
+    in_the_way.write_text("not a folder", encoding="utf-8")
+    taken = re.escape(str(in_the_way))
+    cases = {
+        read_only_folder: r"cannot save the index at \S+: (the folder is on a read-only file|no permission)",
+        in_the_way: rf"the index folder {taken} cannot be made: {taken} is a file, not a folder",
+        in_the_way / "sub": rf"the index folder {taken}/sub cannot be made: {taken} is a file, not a folder",
+    }
+    for folder, said in cases.items():
+        config = dataclasses.replace(milvus_config(tmp_path), index_dir=folder)
+        with pytest.raises(ArticlebotError, match=said):
+            AnswerEngine(config, embedder=HashEmbedder(), status=lambda message: None).ensure_index()
+    assert in_the_way.read_text(encoding="utf-8") == "not a folder"
+    assert not any(read_only_folder.iterdir())
 
 
 def test_a_server_that_refuses_connection_is_one_line(

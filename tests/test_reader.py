@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile_input import LONG_QUESTIONS
 from project_scripts import load_script
 
 from bot.config import BUNDLED_ARTICLES
 from bot.engine import AnswerEngine
 from bot.reader import ONNX_FILE, ONNX_MANIFEST, READER_DIR, Reader, ReaderError, _length_groups
-from bot.reader_format import encode_pairs
+from bot.reader_format import MAX_LENGTH, MAX_QUESTION_TOKENS, encode_pairs
 from index.fast_encoder import pad_batch
 
 pytestmark = pytest.mark.slow
@@ -405,3 +406,17 @@ def test_answers_never_depend_on_reading_order(reader: Reader) -> None:
         assert a.span == b.span
         assert a.probability == pytest.approx(b.probability, abs=1e-4)
         assert a.span_score == pytest.approx(b.span_score, abs=1e-3)
+
+
+@pytest.mark.parametrize("question", LONG_QUESTIONS, ids=["cjk", "cyrillic", "made-up-words", "hangul"])
+def test_a_long_question_is_cut_and_the_passage_keeps_its_room(reader: Reader, question: str) -> None:
+    """A question of hundreds of wordpieces is read by its first MAX_QUESTION_TOKENS; the passage is
+    read whole, exactly as beside a short question."""
+    passage = PASSAGES[0]
+    [long] = encode_pairs(reader._tokenizer, question, [passage])
+    [short] = encode_pairs(reader._tokenizer, QUESTION, [passage])
+    assert len(long) <= MAX_LENGTH
+    assert 0 < long.type_ids.count(0) - 2 <= MAX_QUESTION_TOKENS  # [CLS] and [SEP] aside
+    assert [o for o in long.offsets if o] == [o for o in short.offsets if o]
+    [reading] = reader.read(question, [passage])
+    assert 0 <= reading.span[0] < reading.span[1] <= len(passage)

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import logging
+import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.config import Config
+from bot.engine import AnswerEngine
 from index.articles import Article, parse_article
-from index.split import SplitSettings, group_passages, split_article, split_paragraphs, split_sentences
+from index.embed import SentenceTransformerEmbedder
+from index.split import (
+    PYSBD_WINDOW_WORDS,
+    SplitSettings,
+    _pysbd_spans,
+    group_passages,
+    split_article,
+    split_paragraphs,
+    split_sentences,
+)
 
 NEWS = (
     "WASHINGTON -- The U.S. Senate voted 52-48 on Tuesday. "
@@ -87,15 +100,75 @@ def test_bad_split_settings_are_refused() -> None:
         SplitSettings(max_sentences=0)
 
 
-def test_an_over_long_sentence_is_split_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_sentence_over_the_models_wordpieces_is_split_and_logged_for_debugging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     text = " ".join(f"word{i}" for i in range(600)) + "."
     article = _article(text)
-    with caplog.at_level(logging.INFO, logger="index.split"):
-        sentences, _ = split_article(article, count_tokens=lambda piece: len(piece.split()))
+    with caplog.at_level(logging.DEBUG, logger="index.split"):
+        sentences, _ = split_article(
+            article, SplitSettings(max_words=1000), count_tokens=lambda piece: len(piece.split())
+        )
     assert len(sentences) == 3
     assert all(len(s.text.split()) <= 250 for s in sentences)
     assert " ".join(s.text for s in sentences) == text
     assert "exceeds the model's 250 wordpieces" in caplog.text
+    assert all(record.levelno == logging.DEBUG for record in caplog.records)
+
+
+FILLER = ["the", "harbour", "ferry", "market", "bridge", "library", "on", "no", "st", "orchard",
+         "railway", "quarry", "said", "monday"]  # fmt: skip
+LAST_SENTENCE = "The lighthouse keeper Marguerite Okonkwo-Blanc was dismissed by the port council."
+
+
+def _without_full_stops(characters: int) -> str:
+    """Words and no sentence end for `characters`, as a transcript or a scraped table is, then
+    one sentence."""
+    rng = random.Random(characters)
+    words = [rng.choice(FILLER) for _ in range(characters // 6)]
+    return " ".join(words) + " " + LAST_SENTENCE
+
+
+def test_text_without_sentence_ends_keeps_passages_within_max_words() -> None:
+    """A megabyte of words without a full stop was one passage of 150,000 words, and took
+    quadratic time to split (250 KB: 71 s; scripts/bench.py's split rows time it now)."""
+    text = _without_full_stops(1_000_000)
+    article = Article(id="run", path="run.txt", title="run", text=text)
+    sentences, passages = split_article(article)
+    assert len(passages) > 1_000
+    assert all(len(p.text.split()) <= 120 for p in passages)
+    assert all(text[s.start : s.end] == s.text for s in sentences)
+    assert " ".join(s.text for s in sentences) == " ".join(text.split())
+    assert passages[-1].text.endswith(LAST_SENTENCE)
+
+
+def test_a_sentence_over_max_words_is_cut_into_even_runs() -> None:
+    text = " ".join(f"w{i}" for i in range(130)) + ". Short one."
+    spans = split_sentences(text, max_words=120)
+    assert [len(text[a:b].split()) for a, b in spans] == [65, 65, 2]
+    assert split_sentences(text) == [(0, text.index(" Short")), (text.index("Short"), len(text))]
+
+
+def test_a_paragraph_longer_than_pysbds_window_splits_as_if_read_whole() -> None:
+    paragraph = " ".join([NEWS.replace("\n\n", " ")] * 40)
+    assert len(paragraph.split()) > 3 * PYSBD_WINDOW_WORDS
+    whole = [(start, sentence.strip()) for start, sentence in _pysbd_spans(paragraph)]
+    assert [(a, paragraph[a:b]) for a, b in split_sentences(paragraph)] == whole
+
+
+@pytest.mark.slow
+def test_the_last_sentence_of_text_without_full_stops_is_found(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """20 KB of words without a full stop used to be one passage, its vector made of the first
+    256 wordpieces, so nothing near the end could be found."""
+    (tmp_path / "transcript.txt").write_text(_without_full_stops(20_000), encoding="utf-8")
+    config = Config(articles=(tmp_path / "transcript.txt",), index_dir=tmp_path / "index")
+    engine = AnswerEngine(config, embedder=embedder, status=lambda message: None)
+    answer = engine.ask("Who was dismissed by the port council?")
+    assert answer.passages[0].text.endswith(LAST_SENTENCE)
+    assert answer.answered and answer.sentence is not None
+    assert "Okonkwo-Blanc" in answer.sentence.text
 
 
 _word = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzÄé’"), min_size=1, max_size=9)

@@ -10,7 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -244,9 +244,30 @@ def test_a_build_without_a_terminal_reports_long_articles_and_skipped_files_in_p
     engine = AnswerEngine(config, embedder=counting, status=messages.append)
     engine.ensure_index()
     assert set(engine.index.articles) == {"storm", "budget", "match"}
-    assert any(m.startswith("articlebot: skipped ") and "broken.txt holds NUL bytes" in m for m in messages)
+    assert any(
+        m.startswith("articlebot: skipped ") and "broken.txt: it holds NUL bytes" in m for m in messages
+    )
     splitting = [m for m in messages if m.startswith("articlebot: splitting article")]
     assert len(splitting) == 2 and all("characters)" in m for m in splitting)
+
+
+def test_a_skipped_file_is_said_when_indexing_once_and_not_before_every_question(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    (articles_dir / "utf16.txt").write_text("A story in UTF-16.", encoding="utf-16")
+    messages: list[str] = []
+    config = Config(articles=(articles_dir,), index_dir=tmp_path / "index")
+    engine = AnswerEngine(config, embedder=counting, status=messages.append)
+    engine.ensure_index()
+    skipped = [m for m in messages if m.startswith("articlebot: skipped")]
+    assert skipped == [f"articlebot: skipped {articles_dir / 'utf16.txt'}: it is UTF-16 text, not UTF-8; "
+                       "save it as UTF-8 and try again"]  # fmt: skip
+    engine.build()  # a console session updating its index says it no more
+    assert [m for m in messages if m.startswith("articlebot: skipped")] == skipped
+    # A later question (a new process) over the index as built says nothing of it.
+    quiet: list[str] = []
+    AnswerEngine(config, embedder=counting, status=quiet.append).ensure_index()
+    assert quiet == []
 
 
 @pytest.mark.parametrize(
@@ -348,6 +369,57 @@ def test_a_folder_that_is_not_an_index_is_refused_never_emptied(
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
 
 
+def test_a_folder_of_only_index_like_names_without_our_lock_or_manifest_is_left_untouched(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    """Names are not proof: a user's folders called like segments or generations, and a
+    manifest.json of their own, are not an index articlebot built."""
+    folder = tmp_path / "backups"
+    (folder / "gen-20240101T000000-1-1").mkdir(parents=True)
+    (folder / "gen-20240101T000000-1-1" / "data.txt").write_text("mine", encoding="utf-8")
+    (folder / "seg-20240102T000000-1-1").mkdir()
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    with pytest.raises(IndexLocationError, match=r"not an articlebot index \(gen-20240101T000000-1-1, seg-"):
+        build_index(load_articles([articles_dir]), counting, folder, rebuild=True)
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    (folder / MANIFEST).write_text('{"name": "my web app", "icons": []}', encoding="utf-8")
+    with pytest.raises(IndexLocationError, match="not an articlebot index"):
+        build_index(load_articles([articles_dir]), counting, folder, rebuild=True)
+    assert (folder / "gen-20240101T000000-1-1" / "data.txt").read_text(encoding="utf-8") == "mine"
+    assert json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["name"] == "my web app"
+
+
+def test_a_first_build_that_died_is_cleaned_up_by_the_next(
+    articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    """Its lock file, taken before anything was written, says the folder is an index."""
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / "build.lock").write_text("12345\n", encoding="utf-8")
+    (index_dir / "seg-20200101T000000-1-1").mkdir()  # killed while saving, before any manifest
+    (index_dir / "seg-20200101T000000-1-1" / "passages.npy").write_bytes(b"\x93NUMPY")
+    build_index(load_articles([articles_dir]), counting, index_dir)
+    assert sorted(p.name for p in index_dir.iterdir()) == sorted(
+        [MANIFEST, "build.lock", *named_segments(index_dir)]
+    )
+
+
+def test_a_read_only_folder_and_a_file_in_the_way_each_get_their_own_line(
+    articles_dir: Path, tmp_path: Path, read_only_folder: Path, counting: CountingEmbedder
+) -> None:
+    articles = load_articles([articles_dir])
+    with pytest.raises(IndexWriteError, match=r"read-only file system|no permission to write") as caught:
+        build_index(articles, counting, read_only_folder / "index")
+    assert "\n" not in str(caught.value) and "disk is full" not in str(caught.value)
+    in_the_way = tmp_path / "index"
+    in_the_way.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(IndexLocationError, match=r"index is a file, not a folder"):
+        build_index(articles, counting, in_the_way)
+    with pytest.raises(IndexLocationError, match=rf"{re.escape(str(in_the_way))} is a file, not a folder"):
+        build_index(articles, counting, in_the_way / "sub" / "index")
+    assert in_the_way.read_text(encoding="utf-8") == "not a folder"
+
+
 def test_what_an_unfinished_build_left_is_removed_by_the_next(
     articles_dir: Path, tmp_path: Path, counting: CountingEmbedder
 ) -> None:
@@ -364,22 +436,6 @@ def test_what_an_unfinished_build_left_is_removed_by_the_next(
     assert sorted(p.name for p in index_dir.iterdir()) == sorted(
         [MANIFEST, "build.lock", *latest, "seg-keep-mine"]
     )
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MB file system (tmpfs), where the machine lets this process mount one."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
 
 
 def test_a_full_disk_is_one_line_and_leaves_the_old_index_answering(

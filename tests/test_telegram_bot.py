@@ -12,6 +12,7 @@ import html
 import logging
 import re
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,12 +20,14 @@ from typing import Any
 import aiohttp
 import pytest
 from fake_bot_api import Call, FakeBotApi, parse_telegram_html
+from hostile_input import LONG_QUESTIONS
 from telegram_harness import replies_to, running_bot, settle
 
 from bot.config import Config, TelegramSettings
 from bot.engine import AnswerEngine
 from bot.telegram.app import FAIR_SHARE, build_application, webhook_arguments
 from bot.telegram.handlers import APOLOGY, NOT_TEXT, REFUSAL
+from bot.telegram.limits import RequestLimiter
 from bot.telegram.services import SERVICES
 from index.embed import SentenceTransformerEmbedder
 
@@ -148,6 +151,19 @@ async def test_user_text_is_escaped_and_odd_or_long_questions_get_one_line(
         "Sorry, that question is 1,199 characters long; please ask in at most 1,000."
     )
     assert len(fake.successful("sendMessage")) == 3
+
+
+async def test_long_questions_in_any_script_are_answered_without_an_error(
+    fake: FakeBotApi, engine: AnswerEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_bot(fake, engine) as app:
+        asked = [fake.inject_message(question) for question in LONG_QUESTIONS]
+        replies = [(await fake.wait_for("sendMessage", replies_to(message)))[0] for message in asked]
+        await settle(fake, app)
+    for reply in replies:
+        text = parse_telegram_html(reply.params["text"])
+        assert text != APOLOGY and "· 2021-03-01 · paragraph" in text  # a quoted passage
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_stickers_photos_and_voice_get_a_hint(fake: FakeBotApi, engine: AnswerEngine) -> None:
@@ -404,27 +420,120 @@ async def test_every_kind_of_update_counts_against_the_per_user_limit(
     assert len(fake.successful("answerCallbackQuery")) == 2
 
 
-async def test_a_stranger_is_refused_once_a_minute_however_often_they_try(
-    fake: FakeBotApi, engine: AnswerEngine
+def _counting_questions(
+    engine: AnswerEngine, monkeypatch: pytest.MonkeyPatch, pause: float = 0.0
+) -> list[str]:
+    """The questions the engine answers from now on (`ask` answers through `converse`), each
+    after `pause` seconds, to slow the answer step."""
+    asked: list[str] = []
+    real_converse = engine.converse
+
+    def converse(question: str, conversation: Any, top_k: int | None = None) -> Any:
+        asked.append(question)
+        time.sleep(pause)
+        return real_converse(question, conversation, top_k)
+
+    monkeypatch.setattr(engine, "converse", converse)
+    return asked
+
+
+async def test_a_stranger_is_answered_every_press_and_inline_query_but_refused_once_a_minute(
+    fake: FakeBotApi, engine: AnswerEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A press and an inline query wait for their answer (a spinner in the client): each gets the
+    refusal, and no search is run for any of them; messages get one refusal a minute."""
     stranger, friend = fake.user(4003, "Stranger", "stranger"), fake.user(4004, "Friend", "friend")
     async with running_bot(fake, engine) as app:
         open_answer = fake.inject_message(QUESTION, user=stranger)
         [old_answer] = await fake.wait_for("sendMessage", replies_to(open_answer))
+    asked = _counting_questions(engine, monkeypatch)
     async with running_bot(fake, engine, allowed_ids=(4004,)) as app:
         for _ in range(5):
             fake.inject_message(QUESTION, user=stranger)
+        presses, queries = [], []
         for _ in range(5):
-            fake.inject_callback_query(
-                old_answer.result, buttons(old_answer)["Other passages"], user=stranger
+            presses.append(
+                fake.inject_callback_query(
+                    old_answer.result, buttons(old_answer)["Other passages"], user=stranger
+                )
             )
-            fake.inject_inline_query(QUESTION, user=stranger)
+            queries.append(fake.inject_inline_query(QUESTION, user=stranger))
         welcome = fake.inject_message(QUESTION, user=friend)
         await fake.wait_for("sendMessage", replies_to(welcome))
         await settle(fake, app)
+        friends_inline = fake.inject_inline_query(QUESTION, user=friend)
+        [shared] = await fake.wait_for(
+            "answerInlineQuery", lambda c: c.params["inline_query_id"] == friends_inline
+        )
     refusals = [t for t in fake.sent_texts(4003) if parse_telegram_html(t) == REFUSAL]
     assert len(refusals) == 1
-    assert not fake.successful("answerCallbackQuery") and not fake.successful("answerInlineQuery")
+    pressed = fake.successful("answerCallbackQuery")
+    assert sorted(c.params["callback_query_id"] for c in pressed) == sorted(presses)
+    assert all(c.params["text"] == REFUSAL for c in pressed)
+    inline = [c for c in fake.successful("answerInlineQuery") if c is not shared]
+    assert sorted(c.params["inline_query_id"] for c in inline) == sorted(queries)
+    for call in inline:
+        assert call.params["results"] == [] and call.params["button"]["text"] == REFUSAL
+        assert call.params["is_personal"] is True and call.params["cache_time"] == 0
+    # The friend's results are Telegram's to cache for the friend alone, never to show the stranger.
+    assert shared.params["results"] and shared.params["is_personal"] is True
+    # The bot's own warm-up, then the friend's question and inline query: nothing for the stranger.
+    assert asked == ["warm up", QUESTION, QUESTION]
+
+
+async def test_a_stranger_pressing_buttons_in_a_group_gets_the_refusal_as_a_toast(
+    fake: FakeBotApi, engine: AnswerEngine
+) -> None:
+    """The group is not on the list, its allowed member is: the stranger beside them who presses
+    the buttons under their answer is told, and nothing is posted for them."""
+    group = fake.group_chat()
+    member, stranger = fake.user(4101, "Member", "member"), fake.user(4102, "Stranger", "stranger")
+    async with running_bot(fake, engine, allowed_ids=(4101,)) as app:
+        asked = fake.inject_message(f"@articlebot_test_bot {QUESTION}", user=member, chat=group)
+        [answer] = await fake.wait_for("sendMessage", replies_to(asked))
+        more = fake.inject_callback_query(answer.result, buttons(answer)["More context"], user=stranger)
+        other = fake.inject_callback_query(answer.result, buttons(answer)["Other passages"], user=stranger)
+        await settle(fake, app)
+    toasts = {
+        c.params["callback_query_id"]: c.params.get("text") for c in fake.successful("answerCallbackQuery")
+    }
+    assert toasts == {more: REFUSAL, other: REFUSAL}
+    assert len(fake.successful("sendMessage")) == 1 and not fake.successful("editMessageText")
+
+    async with running_bot(fake, engine, allowed_ids=(4101,), refuse_silently=True) as app:
+        pressed = fake.inject_callback_query(answer.result, buttons(answer)["Other passages"], user=stranger)
+        query = fake.inject_inline_query(QUESTION, user=stranger)
+        await settle(fake, app)
+    [silent_press] = [
+        c for c in fake.successful("answerCallbackQuery") if c.params["callback_query_id"] == pressed
+    ]
+    [silent_query] = fake.successful("answerInlineQuery")
+    assert "text" not in silent_press.params
+    assert silent_query.params["inline_query_id"] == query and silent_query.params["results"] == []
+    assert "button" not in silent_query.params
+
+
+async def test_a_flood_is_counted_as_it_arrives_not_as_its_turn_comes(
+    fake: FakeBotApi, engine: AnswerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 questions sent at once while each answer takes a second. The limiter's clock runs 60
+    times fast, so its minute passes while the flood waits behind its own answers (at most
+    FAIR_SHARE at a time), as on a busy machine: counted when each was handled, 55 of 100 were
+    answered where 20 a minute were allowed."""
+    flooder = fake.user(6101, "Flood", "flood")
+    asked = _counting_questions(engine, monkeypatch, pause=1.0)
+    async with running_bot(fake, engine, questions_per_minute=5) as app:
+        services = app.bot_data[SERVICES]
+        services.limiter = RequestLimiter(5, clock=lambda: time.monotonic() * 60)
+        sent = [fake.inject_message(f"{QUESTION} ({n})", user=flooder) for n in range(100)]
+        await settle(fake, app)
+    texts = [parse_telegram_html(t) for t in fake.sent_texts(flooder["id"])]
+    answers = [t for t in texts if "· 2021-03-01 · paragraph" in t]
+    notices = [t for t in texts if t.startswith("You're asking faster")]
+    assert len(answers) == 5 and len(notices) == 1 and len(texts) == 6
+    # The first five to arrive were answered (FAIR_SHARE of them side by side, in any order).
+    assert sorted(asked[1:]) == sorted(message["text"] for message in sent[:5])
+    assert not services.arrivals  # every verdict was taken
 
 
 async def test_a_429_is_retried_after_the_time_telegram_asks(fake: FakeBotApi, engine: AnswerEngine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Callable
@@ -97,15 +98,13 @@ def build_application(
         if services is not None:
             await asyncio.to_thread(services.close)
 
+    # Even one update at a time goes through the processor: it counts each request as it arrives.
+    processor = FairUpdateProcessor(concurrent_updates, min(FAIR_SHARE, concurrent_updates))
     builder = (
         Application.builder()
         .token(settings.token)
         .rate_limiter(rate_limiter or AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
-        .concurrent_updates(
-            FairUpdateProcessor(concurrent_updates, min(FAIR_SHARE, concurrent_updates))
-            if concurrent_updates > 1
-            else False
-        )
+        .concurrent_updates(processor)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )
@@ -113,6 +112,7 @@ def build_application(
         api, files = api_base_urls(settings.api_base_url)
         builder = builder.base_url(api).base_file_url(files)
     application = builder.build()
+    processor.on_arrival = functools.partial(handlers.count_on_arrival, application)
     add_handlers(application)
     return application
 

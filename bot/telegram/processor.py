@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+log = logging.getLogger(__name__)
 
 # python-telegram-bot's own semaphore is taken before `do_process_update` runs (its
 # `process_update` is final), so an update waiting there for its sender's turn would hold one of
@@ -24,14 +27,18 @@ class FairUpdateProcessor(BaseUpdateProcessor):
     person queues behind itself while everyone else's updates go through. Handlers spend most
     of their time waiting on Telegram (a group may get 20 messages a minute), which is what lets
     one busy person fill every slot otherwise.
+
+    `on_arrival` is called with each update as it arrives, before it waits for anything: what must
+    be counted when an update comes, not when its turn does, is counted there.
     """
 
-    def __init__(self, slots: int, per_user: int) -> None:
+    def __init__(self, slots: int, per_user: int, on_arrival: Callable[[object], None] | None = None) -> None:
         if not 1 <= per_user <= slots:
             raise ValueError(f"per_user must be from 1 to slots ({slots}), not {per_user}")
         super().__init__(_OPEN)
         self.slots = slots
         self.per_user = per_user
+        self.on_arrival = on_arrival
         self._shared = asyncio.BoundedSemaphore(slots)
         # An entry lives only while that person has updates in flight.
         self._turns: dict[int, _Turns] = {}
@@ -40,6 +47,13 @@ class FairUpdateProcessor(BaseUpdateProcessor):
         sender = _sender_id(update)
         started = False
         try:
+            if self.on_arrival is not None:
+                try:
+                    self.on_arrival(update)
+                except Exception:  # the update is still handled; its handlers count it then
+                    log.exception(
+                        "update %s: counting it on arrival failed", getattr(update, "update_id", None)
+                    )
             if sender is None:
                 async with self._shared:
                     started = True

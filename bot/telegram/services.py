@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from bot.config import TelegramSettings
 from bot.conversation import Conversation, Conversations
 from bot.telegram.keyboards import PassageRefs
-from bot.telegram.limits import OncePerMinute, RequestLimiter
+from bot.telegram.limits import OncePerMinute, RequestLimiter, Verdict
 
 if TYPE_CHECKING:
     from bot.answer import Answer
@@ -44,6 +44,9 @@ class BotServices:
 
     # Every chat's conversation, in memory only (bounded by the [conversation] settings).
     conversations: Conversations = field(default_factory=Conversations)
+    # Requests counted as they arrived, by update id, until the guard takes each verdict when the
+    # update's turn comes (bot/telegram/handlers.py, count_on_arrival; event loop only).
+    arrivals: dict[int, Verdict] = field(default_factory=dict)
 
     # Each article's references, worked out once per article and passage count: a passage's id
     # is its article's and its number, so a reload (an article added) hashes only what changed,

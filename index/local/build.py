@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -24,9 +25,11 @@ from index.local.search import PassageIndex, Segment
 from index.local.storage import (
     MANIFEST_TEMPORARY,
     SEGMENT,
+    make_index_folder,
     new_segment_name,
     read_segment,
     save_manifest,
+    write_error,
     write_segment,
 )
 from index.manifest import MANIFEST, Manifest, SegmentRecord
@@ -79,11 +82,26 @@ def build_index(
 
 
 def _refuse_foreign_folder(index_dir: Path) -> None:
-    """A folder with no manifest that holds anything articlebot did not write is not an index:
-    building there would delete whatever in it looks like a segment. Refuse it instead."""
-    if not index_dir.is_dir() or (index_dir / MANIFEST).exists():
+    """Build only where articlebot has built before, or in an empty or new folder.
+
+    Anywhere else a build would remove what looks like its own (segments, older generations) and
+    overwrite a `manifest.json`: a user's `gen-20240101T000000-1-1/` would go, and their file in
+    it. Whatever its entries are called, a folder is taken for an index only by what a build
+    leaves first and last: its lock file, taken before anything is written, or a manifest of its
+    own (an older version's too, which may have left no lock)."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise IndexLocationError(
+            f"{index_dir} is a file, not a folder: give --index-dir (or index_dir) a folder for the index"
+        )
+    if not index_dir.is_dir() or _holds_our_manifest(index_dir):
         return
-    foreign = sorted(entry.name for entry in index_dir.iterdir() if not _is_ours(entry))
+    locked = (index_dir / BUILD_LOCK).exists()
+    # A damaged manifest of ours ("rebuild with --rebuild") stands beside our lock.
+    foreign = sorted(
+        entry.name
+        for entry in index_dir.iterdir()
+        if not (locked and (entry.name == MANIFEST or _is_ours(entry)))
+    )
     if foreign:
         shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
         raise IndexLocationError(
@@ -92,7 +110,17 @@ def _refuse_foreign_folder(index_dir: Path) -> None:
         )
 
 
+def _holds_our_manifest(index_dir: Path) -> bool:
+    """A manifest.json a build wrote (it names a format version and a model), damaged or not."""
+    try:
+        data = json.loads((index_dir / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "format_version" in data and "model" in data
+
+
 def _is_ours(entry: Path) -> bool:
+    """A name a build gives what it writes besides the manifest (in a folder known to be an index)."""
     name = entry.name
     if name == BUILD_LOCK or MANIFEST_TEMPORARY.fullmatch(name):
         return True
@@ -124,8 +152,12 @@ def build_lock(index_dir: Path, on_wait: Callable[[str], None] | None = None) ->
     included): there is never a stale lock to clear by hand. The holder's process id is written
     in the file, for the message a waiting build gives.
     """
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / BUILD_LOCK).open("a+", encoding="utf-8") as lock:
+    make_index_folder(index_dir)
+    try:
+        lock_file = (index_dir / BUILD_LOCK).open("a+", encoding="utf-8")
+    except OSError as error:
+        raise write_error(error, index_dir) from None
+    with lock_file as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

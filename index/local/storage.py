@@ -36,6 +36,7 @@ import mmap
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -47,7 +48,7 @@ import numpy as np
 
 from index.articles import Article
 from index.embed import Embedder
-from index.errors import IndexCorruptError, IndexMismatchError, IndexWriteError
+from index.errors import IndexCorruptError, IndexLocationError, IndexMismatchError, IndexWriteError
 from index.files import atomic_write
 from index.local.bm25 import LexicalIndex
 from index.local.dense import set_search_depth
@@ -76,15 +77,18 @@ def write_segment(segment: Segment, index_dir: Path) -> dict[str, FileRecord]:
     import faiss
 
     folder = index_dir / segment.name
-    folder.mkdir(parents=True)
     try:
+        folder.mkdir(parents=True)
         _write_articles(folder, segment.articles)
         np.save(folder / "passages.npy", segment.passage_table.astype(np.int32))
         np.save(folder / "sentences.npy", segment.sentence_table.astype(np.int32))
         (folder / "words.json").write_text(json.dumps(segment.words, ensure_ascii=False), encoding="utf-8")
         np.save(folder / "passage_vectors.npy", np.asarray(segment.passage_vectors, dtype=np.float32))
         np.save(folder / "sentence_vectors.npy", np.asarray(segment.sentence_vectors, dtype=np.float32))
-        faiss.write_index(segment.faiss_index, str(folder / "passages.faiss"))
+        try:
+            faiss.write_index(segment.faiss_index, str(folder / "passages.faiss"))
+        except RuntimeError as error:  # FAISS says why a write failed in words, without an errno
+            raise OSError(str(error)) from None
         segment.lexical.save(folder / "lexical")
         _fsync_tree(folder)
         return {
@@ -94,9 +98,7 @@ def write_segment(segment: Segment, index_dir: Path) -> dict[str, FileRecord]:
         }
     except OSError as error:
         shutil.rmtree(folder, ignore_errors=True)
-        raise IndexWriteError(
-            f"cannot save the index at {index_dir}: {_write_failure(error, index_dir)}"
-        ) from None
+        raise write_error(error, index_dir) from None
 
 
 def save_manifest(manifest: Manifest, index_dir: Path) -> None:
@@ -108,21 +110,93 @@ def save_manifest(manifest: Manifest, index_dir: Path) -> None:
     try:
         atomic_write(index_dir / MANIFEST, manifest.to_json())
     except OSError as error:
-        raise IndexWriteError(
-            f"cannot save the index at {index_dir}: {_write_failure(error, index_dir)}"
-        ) from None
+        raise write_error(error, index_dir) from None
     named = {record.name for record in manifest.segments}
     for entry in index_dir.iterdir():
         if entry.name not in named and SEGMENT.fullmatch(entry.name) and entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def make_index_folder(index_dir: Path) -> None:
+    """Create the index folder and those above it, or say in one line why it cannot be."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # A file stands where the folder, or one of the folders above it, should be.
+        blocking = next(
+            (p for p in (index_dir, *index_dir.parents) if p.exists() and not p.is_dir()), index_dir
+        )
+        raise IndexLocationError(
+            f"the index folder {index_dir} cannot be made: {blocking} is a file, not a folder; "
+            "give --index-dir (or index_dir) another place"
+        ) from None
+    except OSError as error:
+        raise write_error(error, index_dir) from None
+
+
+def unwritable(folder: Path) -> IndexWriteError | None:
+    """Why nothing can be written in `folder` (read-only, no permission, a full disk), or None:
+    tried with a temporary file, since no other test is true for root on a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as error:
+        return write_error(error, folder)
+
+
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_error(error: OSError, index_dir: Path) -> IndexWriteError:
+    """The one line for a failed write of the index at `index_dir`."""
+    return IndexWriteError(f"cannot save the index at {index_dir}: {_write_failure(error, index_dir)}")
+
+
 def _write_failure(error: OSError, index_dir: Path) -> str:
-    """Why a write failed, in words; numpy reports a full disk as '… requested and … written'."""
-    if error.errno in (errno.ENOSPC, errno.EDQUOT) or "requested and" in str(error):
+    """Why writing the index failed, in words and with the fix, by the error's errno.
+
+    FAISS names the errno only in words ("… (File too large)"); numpy reports a short write with
+    none at all ("38400 requested and 4968 written"): with a file-size limit set (`ulimit -f`)
+    that is the likeliest cause, else a full disk."""
+    code = getattr(error, "errno", None)
+    if code is None:
+        text = str(error)
+        code = next((known for known in _WRITE_ERRORS if os.strerror(known) in text), None)
+        if code is None and "requested and" in text:
+            code = errno.EFBIG if _file_size_limit() is not None else errno.ENOSPC
+    if code == errno.ENOSPC:
         free = shutil.disk_usage(index_dir).free
         return f"the disk is full ({free / 1e6:.0f} MB free): free some space and build again"
+    if code == errno.EDQUOT:
+        return "the disk quota is used up: free some space or raise the quota, and build again"
+    if code == errno.EFBIG:
+        limit = _file_size_limit()
+        which = (
+            ""
+            if limit is None
+            else f" of {limit / 1e6:,.0f} MB"
+            if limit >= 1e6
+            else f" of {limit // 1000} KB"
+        )
+        return (
+            f"a file is over the file-size limit{which} this process runs under (ulimit -f): "
+            "raise it and build again"
+        )
+    if code == errno.EROFS:
+        return "the folder is on a read-only file system: give --index-dir (or index_dir) a writable one"
+    if code in (errno.EACCES, errno.EPERM):
+        return (
+            f"no permission to write in {index_dir}: give --index-dir (or index_dir) a folder you can write"
+        )
     return error.strerror or str(error)
+
+
+def _file_size_limit() -> int | None:
+    """The soft RLIMIT_FSIZE in bytes, or None when files may grow without limit."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _sha256(path: Path) -> str:
