@@ -16,8 +16,8 @@ from datetime import date
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from index.articles import clean_text
 from index.errors import ArticleError
+from index.text import clean_text
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
