@@ -131,6 +131,21 @@ KINDS = (
         ("school journeys",),
     ),
     Clutter(
+        "related teasers, each a link with its summary",  # paragraphs of 20 words and more, all inside links
+        '<div class="related-coverage"><a href="/c"><p>Night buses: the council says every route into '
+        "the city centre will run through the night for the three weeks the trams are away this "
+        'summer.</p></a><a href="/d"><p>Canal Street market: traders count the cost of the last closure, '
+        "when takings fell by a third in a fortnight and two stalls did not reopen.</p></a></div>",
+        ("Night buses", "takings fell"),
+    ),
+    Clutter(
+        "a promotion in two paragraphs",  # 41 words of prose, under the 50 that make a section
+        '<div class="promo-box"><p>Gazette members read every story on any device, with no limits and no '
+        "adverts, and get the weekend magazine delivered.</p><p>Join this week and the first three months "
+        "cost one pound, then five pounds a month after that. Cancel any time.</p></div>",
+        ("Gazette members", "Cancel any time"),
+    ),
+    Clutter(
         "label paragraphs",
         "<p>ADVERTISEMENT</p><p>Story continues below advertisement</p>",
         ("ADVERTISEMENT", "continues below"),
@@ -237,7 +252,7 @@ def test_type_styles_named_caption_and_ad_abbreviations_stay() -> None:
 
 def test_a_section_of_the_article_marked_as_holding_ads_stays() -> None:
     """A site marks the sections of its article that have an ad inside (chip.de's
-    `TestReport__Section--Ads`): two paragraphs of prose are article, whatever the section's name."""
+    `TestReport__Section--Ads`): fifty words of prose outside links are article, whatever its name."""
     sections = "".join(
         f'<section class="Report__Section Report__Section--Ads"><p>{a}</p><p>{b}</p></section>'
         for a, b in (PARAGRAPHS[:2], PARAGRAPHS[2:4], PARAGRAPHS[4:6])

@@ -88,11 +88,13 @@ _LABEL_PARAGRAPH_WORDS = 40
 # page of 100,000 nested elements costs no more than one pass.
 _LABEL_DESCENDANTS = 4
 # The element that holds the page's main text is never dropped: one holding at least this share
-# of the words in the page's paragraphs, or this many paragraphs of prose (a section of the article
-# that its site marks as holding ads: `TestReport__Section--Ads`).
+# of the words in the page's paragraphs, or this many words of prose, outside links and scripts (a
+# section of the article its site marks as holding an ad, `TestReport__Section--Ads`). An ad, a
+# promotion or a newsletter box says what it has to say in a few dozen words, and the lists of
+# other stories are links.
 _MAIN_TEXT_SHARE = 0.5
-_PROSE_PARAGRAPHS = 2
-_PROSE_WORDS = 20
+_PROSE_WORDS = 50
+_NOT_PROSE = frozenset({"a", "script", "style", "noscript", "template"})
 _ARTICLE_XPATH = (
     ".//h1 | .//article | .//main | .//*[@itemprop='articleBody' or @role='main' or @role='article']"
 )
@@ -165,10 +167,24 @@ def _is_label(element: HtmlElement) -> bool:
 def _holds_the_article(element: HtmlElement, page_words: int) -> bool:
     if element.tag in ("html", "body", "main", "article", "h1") or element.xpath(_ARTICLE_XPATH):
         return True
-    counts = [_word_count(paragraph) for paragraph in element.iter("p")]
-    if sum(count >= _PROSE_WORDS for count in counts) >= _PROSE_PARAGRAPHS:
+    if _prose_words(element) >= _PROSE_WORDS:
         return True
-    return page_words > 0 and sum(counts) >= _MAIN_TEXT_SHARE * page_words
+    words = sum(_word_count(paragraph) for paragraph in element.iter("p"))
+    return page_words > 0 and words >= _MAIN_TEXT_SHARE * page_words
+
+
+def _prose_words(element: HtmlElement) -> int:
+    """Words of the element's own text and its descendants', links and scripts left out."""
+    count = 0
+    pending = [element]
+    while pending:
+        node = pending.pop()
+        if node is not element and node.tail:
+            count += len(node.tail.split())  # a link's tail is the sentence going on after it
+        if isinstance(node.tag, str) and node.tag not in _NOT_PROSE:
+            count += len((node.text or "").split())
+            pending.extend(node)
+    return count
 
 
 def _word_count(element: HtmlElement) -> int:
