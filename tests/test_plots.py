@@ -11,7 +11,7 @@ import pytest
 from project_scripts import load_script
 
 from bot.cli import main
-from bot.evaluation.plots import abstention_curve, at_threshold, plot_abstention
+from bot.evaluation.plots import abstention_curve, at_threshold, curve_groups, plot_abstention
 
 INSTALL_HINT = "pip install 'articlebot[plots]'"
 
@@ -27,6 +27,24 @@ def test_the_abstention_curve_runs_from_answering_everything_to_nothing() -> Non
     assert at_threshold(confidences, answerable, 0.5) == pytest.approx((2 / 3, 2 / 3))
     at = list(thresholds).index(0.6)
     assert (refused[at], answered[at]) == pytest.approx((2 / 3, 2 / 3))
+
+
+def test_the_abstention_picture_draws_one_mode_hybrid_first() -> None:
+    """Twelve curves (3 modes, 2 settings, reader on and off) are a tangle: one mode is drawn."""
+    outcomes = [
+        {"setting": setting, "mode": mode, "reader": reader, "answerable": answerable, "confidence": 0.5}
+        for setting in ("per-article", "pooled")
+        for mode in ("lexical", "dense", "hybrid")
+        for reader in (True, False)
+        for answerable in (True, False)
+    ]
+    assert {(s, m, r) for s, m, r in curve_groups(outcomes)} == {
+        (s, "hybrid", r) for s in ("per-article", "pooled") for r in (True, False)
+    }
+    without_hybrid = [o for o in outcomes if o["mode"] != "hybrid"]
+    assert {m for _, m, _ in curve_groups(without_hybrid)} == {"dense"}
+    # A group with answerable questions only has no curve.
+    assert curve_groups([o for o in outcomes if o["answerable"]]) == {}
 
 
 def test_no_abstention_curve_without_unanswerable_questions(tmp_path: Path) -> None:

@@ -96,21 +96,36 @@ def at_threshold(
     return float(np.mean(scores[~positive] < threshold)), float(np.mean(scores[positive] >= threshold))
 
 
-def plot_abstention(
-    outcomes: Iterable[Mapping[str, Any]], thresholds: Callable[[bool], float], title: str, path: Path
-) -> Path | None:
-    """The abstention curve of every setting, mode and reader the outcomes hold, each with its
-    shipped threshold marked; None when no group holds unanswerable questions."""
+def curve_groups(
+    outcomes: Iterable[Mapping[str, Any]],
+) -> dict[tuple[str, str, bool], list[Mapping[str, Any]]]:
+    """The outcomes an abstention curve is drawn for, by (setting, mode, reader): those of one
+    retrieval mode (hybrid, the default, when it was measured), and only groups holding both
+    answerable and unanswerable questions. Every mode's curves at once are a tangle of a dozen
+    lines; how the modes compare is the by-mode picture's."""
     groups: dict[tuple[str, str, bool], list[Mapping[str, Any]]] = {}
     for outcome in outcomes:
         groups.setdefault((outcome["setting"], outcome["mode"], outcome["reader"]), []).append(outcome)
     groups = {k: g for k, g in groups.items() if len({bool(o["answerable"]) for o in g}) == 2}
+    modes = sorted(
+        {mode for _, mode, _ in groups}, key=lambda m: MODE_ORDER.index(m) if m in MODE_ORDER else 9
+    )
+    return {k: g for k, g in groups.items() if k[1] == modes[0]} if modes else {}
+
+
+def plot_abstention(
+    outcomes: Iterable[Mapping[str, Any]], thresholds: Callable[[bool], float], title: str, path: Path
+) -> Path | None:
+    """The abstention curve of every setting and reader of one mode (`curve_groups`), each with its
+    shipped threshold marked; None when no group holds unanswerable questions."""
+    groups = curve_groups(outcomes)
     if not groups:
         return None
     figure = new_figure(6.4, 5.0)
     axes = figure.add_subplot()
     axes.plot([0, 1], [1, 0], color="0.8", linewidth=1, linestyle=":", label="chance")
-    for (setting, mode, reader), group in sorted(groups.items(), key=lambda item: (not item[0][2], item[0])):
+    ordered = sorted(groups.items(), key=lambda item: (not item[0][2], item[0]))
+    for n, ((setting, mode, reader), group) in enumerate(ordered):
         scores = [float(o["confidence"]) for o in group]
         labels = [bool(o["answerable"]) for o in group]
         _, refused, answered = abstention_curve(scores, labels)
@@ -119,12 +134,12 @@ def plot_abstention(
         threshold = thresholds(reader)
         x, y = at_threshold(scores, labels, threshold)
         axes.plot([x], [y], marker="o", color=line.get_color(), markersize=7)
-        axes.annotate(
-            f"shipped threshold {threshold:.3g}: {y:.0%} answered, {x:.0%} refused",
+        axes.annotate(  # stacked one under another: two settings' points often all but coincide
+            f"threshold {threshold:.3g}: {y:.0%} answered, {x:.0%} refused",
             (x, y),
-            xytext=(12, -4 if reader else -18),
+            xytext=(-150, -16 * (n + 1)),
             textcoords="offset points",
-            fontsize=8,
+            fontsize=7,
             color=line.get_color(),
         )
     axes.set_xlim(0, 1)
