@@ -108,7 +108,11 @@ def test_a_tiny_bundle_trains_from_itself_alone_and_comes_back_whole(
     assert bundling.main(argv) == 0
     planned = json.loads((joined / "returned.json").read_text())["state"]
     assert planned["step"] == 1 and not planned["finished"] and planned["total"] > 2
-    readings = Reader(joined, runtime="numpy").load().read("who was fired?", ["Pashinian fired Onik Gasparian on Thursday."])
+    readings = (
+        Reader(joined, runtime="numpy")
+        .load()
+        .read("who was fired?", ["Pashinian fired Onik Gasparian on Thursday."])
+    )
     assert 0.0 <= readings[0].probability <= 1.0
 
     # The next call continues the same plan where the first stopped, its settings kept.
