@@ -3,7 +3,7 @@
 "Who was fired?" wants a person, "when" a date, "how many" a number, "where" a place. A sentence
 that repeats the question's words but holds nothing of the wanted kind is a weaker answer than
 one that does: measured on SQuAD v1.1, this lifts answer-sentence accuracy of the baseline that
-answers without the reader (the README's Quality section).
+answers without the reader (docs/quality.md).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class IndexSettings:
     milvus_collection: str = "articlebot"
     milvus_token: str | None = field(default=None, repr=False)
     # How Milvus's dense and BM25 candidates are fused: "standardised" (as the local store does),
-    # or Milvus's own "weighted" or "rrf" ranker, server-side (measured: see the README).
+    # or Milvus's own "weighted" or "rrf" ranker, server-side (measured: docs/milvus.md).
     milvus_fusion: str = "standardised"
 
     def __post_init__(self) -> None:

@@ -31,8 +31,8 @@ from index.articles import (
 )
 from index.embed import Embedder, SentenceTransformerEmbedder
 from index.errors import ArticlebotError, IndexMismatchError
-from index.ingest import ArticleFolder, Outcome
 from index.store import BuildReport, SearchIndex, Store, UnreadArticles
+from index.web.ingest import ArticleFolder, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -149,7 +149,7 @@ def shorten(text: str, limit: int) -> str:
 
 
 def answer_to_json(answer: Answer) -> dict[str, Any]:
-    """The `ask --json` object, exactly as documented in the README."""
+    """The `ask --json` object, exactly as documented in docs/usage.md."""
     sentence = answer.sentence
     return {
         "question": answer.question,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.errors import ArticleError
+from index.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +20,6 @@ ARTICLE_SUFFIXES = (".txt", ".md", ".html", ".htm")
 HTML_SUFFIXES = (".html", ".htm")
 # Larger files are skipped: a news article is tens of kilobytes; 20 MB takes minutes to split.
 MAX_ARTICLE_BYTES = 5_000_000
-# Control characters other than tab and newline (terminal escapes such as ESC]0; or ESC[2J) are
-# dropped on reading, so no front end can pass them on.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _FRONT_MATTER_LINE = re.compile(r"^(title|date|source|url)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 # A wire-style opening: "date 2021-03-01 YEREVAN -- Armenia has ...".
 _DATELINE = re.compile(
@@ -52,12 +50,6 @@ class Article:
             digest.update(part.encode("utf-8"))
             digest.update(b"\0")
         return digest.hexdigest()[:16]
-
-
-def clean_text(raw: str) -> str:
-    """Unix line ends, composed Unicode (NFC), and no control characters but tab and newline."""
-    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
-    return _CONTROL.sub("", text)
 
 
 def parse_article(raw: str, *, path: str, article_id: str) -> Article:
@@ -201,7 +193,7 @@ def read_article(file: Path, article_id: str, max_bytes: int = MAX_ARTICLE_BYTES
 
 def _read_html_article(file: Path, data: bytes, article_id: str) -> Article:
     """A saved web page: its article body and metadata, found as for a page fetched from the web."""
-    from index.extract import extract_html  # trafilatura loads only when a page is read
+    from index.web.extract import extract_html  # trafilatura loads only when a page is read
 
     if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ArticleError(f"{file}: it holds NUL bytes, so it is not a web page")

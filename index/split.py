@@ -74,7 +74,7 @@ class SplitSettings:
     # of its sentences' vectors weighted by their wordpieces, so that a build reads every word once
     # instead of about three times (two overlapping passages and the sentence alone). Pooled
     # builds 2-3 times faster and puts the answering passage first a little less often (SQuAD
-    # v1.1 hit@1 per article .846 against .856; README, "Quality").
+    # v1.1 hit@1 per article .846 against .856; docs/design.md).
     vectors: str = "encoded"
 
     def __post_init__(self) -> None:

@@ -50,7 +50,7 @@ class SearchSettings:
     Hybrid search standardises meaning and words over the candidates, then weighs them. The
     meaning side is the passage's cosine blended with its best sentence's cosine
     (`sentence_share`), since a question usually matches one sentence, not a whole passage.
-    Weights chosen on SQuAD v1.1 (even-numbered articles, confirmed on the odd ones): see the README.
+    Weights chosen on SQuAD v1.1 (even-numbered articles, confirmed on the odd ones): see docs/design.md.
     """
 
     top_k: int = 3

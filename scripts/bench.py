@@ -71,6 +71,9 @@ class Row:
 
 
 ROWS: list[Row] = []
+# What --plot draws: each answer's seconds by label, and one point per scale size.
+ANSWER_TIMES: dict[str, list[float]] = {}
+SCALE_POINTS: list[dict[str, float]] = []
 
 
 def row(section: str, figure: str, value: str, bound: str = "", met: bool | None = None) -> None:
@@ -510,6 +513,7 @@ def bench_warm_latency(index_dir: Path, embedder: Any, rounds: int) -> None:
         b50, b95 = percentile(bare, 50) * 1000, percentile(bare, 95) * 1000
         row("warm", f"{label}: bare encode of the question p50 / p95", f"{b50:.1f} / {b95:.1f} ms")
         row("warm", f"{label}: end to end (ask + JSON) p50 / p95", f"{p50:.1f} / {p95:.1f} ms")
+        ANSWER_TIMES[f"{label}, end to end"] = end_to_end
         if label == "fast encoder":
             bench_answer_cost(engine, embedder)
 
@@ -566,6 +570,7 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
             bound,
             met,
         )
+        ANSWER_TIMES[f"one answer, {threads} thread{'s' * (threads > 1)}"] = answers
     row("warm", "  the reader's share of it, 1 thread (median)", f"{percentile(shares, 50):.0%}")
     row(
         "warm",
@@ -831,6 +836,18 @@ def bench_scale(
             f"{rss_mb():.0f} MB (+{rss_mb() - before:.0f} MB for passage objects, row maps, searching;"
             " vectors file"
             f" {path.stat().st_size / 1e6:.0f} MB on disk)",
+        )
+        SCALE_POINTS.append(
+            {
+                "passages": size,
+                **{
+                    f"{mode}_p{q}_ms": percentile(times, q) * 1000
+                    for mode, times in timings.items()
+                    for q in (50, 95)
+                },
+                "dense_mb": memory,
+                "rss_mb": rss_mb(),
+            }
         )
         del index, lexical, passages, sentence_rows, mapped, ann
         path.unlink()
@@ -1170,8 +1187,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to leave out")
     parser.add_argument("--rounds", type=int, default=10, help="rounds of the question set for warm latency")
     parser.add_argument("--out", type=Path, help="also write the table (Markdown) here")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="DIR",
+        help="also draw answer-times.png and scale.png in DIR (needs matplotlib: articlebot[plots])",
+    )
     args = parser.parse_args(argv)
     skip = set(args.skip)
+    if args.plot is not None:  # before the hour of measuring, not after it
+        from bot.evaluation.plots import plot_folder, require_matplotlib
+        from index.errors import ArticlebotError
+
+        try:
+            require_matplotlib()
+            plot_folder(args.plot)
+        except ArticlebotError as error:
+            print(f"bench.py: {error}", file=sys.stderr)
+            return 2
     needs_squad = bool(set(SQUAD_SECTIONS) - skip)
     if needs_squad and (problem := squad_file_problem(args.squad_file)):
         print(f"bench.py: {problem}", file=sys.stderr)
@@ -1193,6 +1226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = print_table(command)
     if args.out:
         args.out.write_text(table + "\n", encoding="utf-8")
+    if args.plot is not None:
+        from bench_plots import write_bench_plots
+
+        written = write_bench_plots(args.plot, ANSWER_TIMES, SCALE_POINTS, command)
+        print(
+            f"bench.py: pictures: {', '.join(map(str, written)) or 'none (no warm or scale rows ran)'}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -219,13 +219,17 @@ def test_the_harness_answers_a_small_squad_file_with_the_real_model(
 def test_the_eval_command_prints_a_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _squad_file(tmp_path)
     cache = tmp_path / "embeddings"
-    status = main(
-        ["eval", str(path), "--setting", "per-article", "--mode", "hybrid", "--cache-dir", str(cache)]
-    )
+    pictures = tmp_path / "pictures"
+    options = ["--setting", "per-article", "--mode", "hybrid", "--cache-dir", str(cache)]
+    status = main(["eval", str(path), *options, "--plot", str(pictures)])
     table = capsys.readouterr().out
     assert status == 0
     assert "per-article" in table and "hit@1" in table and "AUROC" in table and "F1" in table
     assert list(cache.glob("*.npy")), "the embedding cache was not written"
+    # The file holds an unanswerable question, so the abstention curve is drawn beside the modes.
+    drawn = sorted(pictures.iterdir())
+    assert [p.name for p in drawn] == ["tiny-squad-abstention.png", "tiny-squad-by-mode.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG\r\n") and p.stat().st_size < 200_000 for p in drawn)
     status = main(
         ["eval", str(path), "--limit", "3", "--mode", "lexical", "--json", "--cache-dir", str(cache)]
     )

@@ -14,7 +14,7 @@ from news_site import PAGES
 
 from index.articles import load_articles
 from index.errors import ArticleError
-from index.extract import decode_html, extract_html
+from index.web.extract import decode_html, extract_html
 
 
 @dataclass(frozen=True)

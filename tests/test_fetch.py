@@ -17,9 +17,9 @@ import pytest
 from news_site import PAGES, NewsSite
 
 from index.errors import FetchError
-from index.extract import extract_html
-from index.feeds import FeedEntry, is_feed, parse_feed
-from index.fetch import (
+from index.web.extract import extract_html
+from index.web.feeds import FeedEntry, is_feed, parse_feed
+from index.web.fetch import (
     USER_AGENT,
     Fetcher,
     IPAddress,

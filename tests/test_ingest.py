@@ -20,8 +20,8 @@ from bot.config import Config
 from bot.engine import AnswerEngine
 from index.articles import load_articles
 from index.embed import SentenceTransformerEmbedder
-from index.ingest import ADDED, FAILED, LEDGER, REMOVED, UNCHANGED, UPDATED, ArticleFolder
 from index.manifest import MANIFEST, Manifest
+from index.web.ingest import ADDED, FAILED, LEDGER, REMOVED, UNCHANGED, UPDATED, ArticleFolder
 
 ARTICLEBOT = Path(sys.executable).parent / "articlebot"
 

@@ -68,7 +68,7 @@ def test_off_topic_questions_are_refused(answers: dict[str, tuple[tuple[str, ...
 def test_answerable_questions_are_answered_with_the_right_sentence(
     answers: dict[str, tuple[tuple[str, ...], Answer]],
 ) -> None:
-    """Measured when written: 62 of 63 answered, 51 with a sentence holding the answer (README)."""
+    """Measured when written: 62 of 63 answered, 51 with a sentence holding the answer (docs/quality.md)."""
     asked = [(golds, answer) for golds, answer in answers.values() if golds]
     answered = sum(answer.answered for _, answer in asked)
     right = sum(
@@ -83,7 +83,7 @@ def test_most_questions_the_articles_do_not_answer_are_refused(
     answers: dict[str, tuple[tuple[str, ...], Answer]],
 ) -> None:
     """Measured when written: 23 of 43 refused; the on-topic ones (other officials, a swapped year,
-    a false premise) are where the reader still answers. The README reports them."""
+    a false premise) are where the reader still answers. docs/quality.md reports them."""
     unanswerable = [answer for golds, answer in answers.values() if not golds]
     refused = sum(not answer.answered for answer in unanswerable)
     assert refused >= 0.45 * len(unanswerable), f"{refused} of {len(unanswerable)} refused"

@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-dir", metavar="PATH", help="keep embeddings here, so a second run skips the model"
     )
     parser.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="also draw the figures as PNG pictures in DIR: the abstention curve (a file with unanswerable "
+        "questions) and hit@k and answer sentence by mode; needs matplotlib (articlebot[plots])",
+    )
+    parser.add_argument(
         "--after-unrelated",
         action="store_true",
         help="ask each question as the follow-up of an answer about another article, as a conversation "
@@ -78,16 +84,35 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             print(f"articlebot: error: --{name} must be at least 1", file=sys.stderr)
             return 2
+    plots = None
+    if args.plot:  # before the run: a missing matplotlib must not surface after an hour of questions
+        from bot.evaluation.plots import plot_folder, require_matplotlib
+
+        require_matplotlib()
+        plots = plot_folder(args.plot)
     squad = load_squad(Path(args.file).expanduser())
-    figures, meta = measure(squad, config, args)
+    outcomes: list[dict[str, Any]] | None = [] if plots is not None else None
+    figures, meta = measure(squad, config, args, outcomes)
     if args.json:
         print(json.dumps({**meta, "results": [dataclasses.asdict(r) for r in figures]}, ensure_ascii=False))
     else:
         print(render_table(figures, meta))
+    if plots is not None and outcomes is not None:
+        from bot.evaluation.plots import write_eval_plots
+
+        thresholds = {True: meta["abstain_threshold"], False: meta["baseline_threshold"]}
+        written = write_eval_plots(
+            plots, Path(args.file), figures, outcomes, thresholds.__getitem__, meta["questions"]
+        )
+        print(f"articlebot: pictures: {', '.join(map(str, written))}", file=sys.stderr)
     return 0
 
 
-def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[Result], dict[str, Any]]:
+def measure(
+    squad: Any, config: Config, args: argparse.Namespace, outcomes: list[dict[str, Any]] | None = None
+) -> tuple[list[Result], dict[str, Any]]:
+    """Ask the file's questions in every setting, mode and reader chosen; each question's outcome
+    goes into `outcomes` when given (and to --outcomes' file)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -120,7 +145,8 @@ def measure(squad: Any, config: Config, args: argparse.Namespace) -> tuple[list[
     search, base = config.search, config.answer
     readers = [engine.reader.load() if choice == "on" else None for choice in args.reader or ("on", "off")]
     total = len(asked) * len(settings_names) * len(modes) * len(readers)
-    outcomes: list[dict[str, Any]] | None = [] if args.outcomes else None
+    if outcomes is None and args.outcomes:
+        outcomes = []
     with Progress(
         TextColumn("articlebot: asking"),
         BarColumn(),
@@ -173,7 +199,9 @@ def run_chains(args: argparse.Namespace, config: Config) -> int:
     from bot.evaluation import conversations
 
     squad_only = [
-        name for name in ("setting", "mode", "reader", "limit", "sample", "cache_dir") if getattr(args, name)
+        name
+        for name in ("setting", "mode", "reader", "limit", "sample", "cache_dir", "plot")
+        if getattr(args, name, None)
     ]
     if squad_only or args.passages != "configured":
         option = "--" + (squad_only[0] if squad_only else "passages").replace("_", "-")

@@ -45,7 +45,7 @@ from bot.telegram.services import SERVICES, BotServices
 from bot.telegram.threads import conversation_for, person_key, remember
 from index.articles import ARTICLE_SUFFIXES as DOCUMENT_SUFFIXES
 from index.errors import ArticlebotError
-from index.ingest import ADDED, UPDATED
+from index.web.ingest import ADDED, UPDATED
 
 if TYPE_CHECKING:
     from telegram import Bot, InlineKeyboardMarkup

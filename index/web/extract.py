@@ -1,9 +1,10 @@
 """A web page → its article: the body as paragraphs, and the title, date, author, site and URL.
 
 trafilatura finds the main text and the metadata; this module decides the bytes' character set,
-drops the link paragraphs trafilatura keeps, and writes the body one paragraph per block so the
-splitter sees the page's paragraphs. trafilatura (lxml, justext, htmldate) is imported on the
-first page, not with this module: reading .txt articles must not pay for it.
+drops the in-article clutter (index/web/clutter.py) and the link paragraphs trafilatura keeps, and
+writes the body one paragraph per block so the splitter sees the page's paragraphs. trafilatura
+(lxml, justext, htmldate) is imported on the first page, not with this module: reading .txt
+articles must not pay for it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from datetime import date
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from index.articles import clean_text
 from index.errors import ArticleError
+from index.text import clean_text
+from index.web.clutter import drop_clutter
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
@@ -113,6 +115,7 @@ def extract_html(data: bytes | str, *, url: str | None = None, charset: str | No
     tree = trafilatura.load_html(html)
     if tree is None:
         raise ArticleError(f"{where}not an HTML page")
+    drop_clutter(tree)
     _drop_link_paragraphs(tree)
     document = trafilatura.bare_extraction(
         tree,

@@ -33,7 +33,7 @@ from index.errors import ArticlebotError
 from index.files import atomic_write
 
 if TYPE_CHECKING:
-    from index.fetch import Fetcher
+    from index.web.fetch import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class ArticleFolder:
     @property
     def fetcher(self) -> Fetcher:
         if self._fetcher is None:
-            from index.fetch import Fetcher  # httpx: imported by the commands that fetch, not by `ask`
+            from index.web.fetch import Fetcher  # httpx: imported by the commands that fetch, not by `ask`
 
             self._fetcher = Fetcher(allow_private=self._allow_private, max_bytes=self.max_bytes)
         return self._fetcher
@@ -167,7 +167,7 @@ class ArticleFolder:
         return self._save(article, key=path.resolve().as_uri(), source=str(path))
 
     def _add_url(self, url: str, feed: str | None = None) -> list[Outcome]:
-        from index.feeds import is_feed, parse_feed
+        from index.web.feeds import is_feed, parse_feed
 
         fetched = self.fetcher.get(url)
         if feed is None and is_feed(fetched.media_type, fetched.content):
@@ -198,11 +198,11 @@ class ArticleFolder:
 
     def _article_from_page(self, content: bytes, media_type: str, charset: str | None, url: str) -> Article:
         if media_type == "text/plain":
-            from index.extract import decode_html
+            from index.web.extract import decode_html
 
             article = parse_article(decode_html(content, charset), path=url, article_id="page")
             return article if article.url else replace(article, url=url)
-        from index.extract import extract_html
+        from index.web.extract import extract_html
 
         page = extract_html(content, url=url, charset=charset)
         return Article(
@@ -233,7 +233,7 @@ class ArticleFolder:
         return outcomes
 
     def _poll_one(self, feed: str, keep: int) -> list[Outcome]:
-        from index.feeds import parse_feed
+        from index.web.feeds import parse_feed
 
         with self._locked():
             state = self._read_ledger()["feeds"].get(_url_key(feed), {})
