@@ -97,6 +97,15 @@ def test_a_tiny_bundle_trains_from_itself_alone_and_comes_back_whole(
     assert bundling.main(argv) == 0
     manifest = json.loads((bundle / "bundle.json").read_text())
     assert manifest["counts"]["questions"] == 63 and manifest["counts"]["with_hard"] == 63
+    # --far weights another article's passages among the "not here" examples, and only them.
+    opened = bundling.Bundle.open(bundle)
+    pieces = bundling.Pieces(opened.base / "tokenizer.json")
+    pieces.add_passages(opened)
+    kinds = {
+        far: [e.kind for e in bundling.epoch_examples(opened, pieces, 0, 7, 1.0, far)] for far in (1.0, 8.0)
+    }
+    assert kinds[8.0].count("far") > 2 * kinds[1.0].count("far")
+    assert kinds[8.0].count("answer") == kinds[1.0].count("answer") == 63
 
     first = train_there(bundle, tmp_path / "out1", "--batch-size", "4", "--epochs", "1", "--max-steps", "1")
     assert first.returncode == 0, first.stderr
