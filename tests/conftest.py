@@ -69,6 +69,20 @@ def engine(bundled_config: Config, embedder: SentenceTransformerEmbedder) -> Ite
     yield engine
 
 
+@pytest.fixture(scope="session")
+def two_articles(
+    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
+) -> Iterator[AnswerEngine]:
+    """The bundled article and a SQuAD article about Super Bowl 50, in one index built once."""
+    config = Config(
+        articles=(BUNDLED_ARTICLES, Path(__file__).parent / "data" / "super-bowl-50.txt"),
+        index_dir=tmp_path_factory.mktemp("two-index"),
+    )
+    engine = AnswerEngine(config, embedder=embedder, status=lambda message: None)
+    engine.ensure_index()
+    yield engine
+
+
 @pytest.fixture
 def news_site() -> Iterator[NewsSite]:
     """A news site on 127.0.0.1 for this test, stopped after it (tests/news_site.py shows how)."""

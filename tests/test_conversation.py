@@ -8,18 +8,16 @@ import os
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_answers import ANSWERABLE
 
 from bot.answer import GIST, OVERVIEW, Answer
-from bot.config import BUNDLED_ARTICLES, Config
+from bot.config import Config
 from bot.conversation import Conversation, Conversations, ConversationSettings, Turn
 from bot.engine import AnswerEngine
 from bot.evaluation.conversations import ChainFormatError, load_chains
-from index.embed import SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.slow
 
@@ -36,20 +34,6 @@ def chat(engine: AnswerEngine, *questions: str, conversation: Conversation | Non
         answer, held = engine.converse(question, held)
         answers.append(answer)
     return answers
-
-
-@pytest.fixture(scope="module")
-def two_articles(
-    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
-) -> Iterator[AnswerEngine]:
-    """The bundled article and a SQuAD article about Super Bowl 50, in one index."""
-    config = Config(
-        articles=(BUNDLED_ARTICLES, DATA / "super-bowl-50.txt"),
-        index_dir=tmp_path_factory.mktemp("two-index"),
-    )
-    engine = AnswerEngine(config, embedder=embedder, status=lambda message: None)
-    engine.ensure_index()
-    yield engine
 
 
 # The issue's examples on the bundled article -------------------------------------------------------

@@ -3,22 +3,17 @@ API, with the real model and index."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_bot_api import Call, FakeBotApi, parse_telegram_html
 from telegram_harness import replies_to, running_bot, settle
 
-from bot.config import BUNDLED_ARTICLES, Config
 from bot.engine import AnswerEngine
 from bot.telegram.keyboards import ALL_ARTICLES
-from index.embed import SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).parent / "data"
 MENTION = "@articlebot_test_bot"
 
 
@@ -36,19 +31,6 @@ async def ask(fake: FakeBotApi, question: str, **where: Any) -> Call:
     message = fake.inject_message(question, **where)
     [reply] = await fake.wait_for("sendMessage", replies_to(message), timeout=60)
     return reply
-
-
-@pytest.fixture(scope="module")
-def two_articles(
-    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
-) -> Iterator[AnswerEngine]:
-    config = Config(
-        articles=(BUNDLED_ARTICLES, DATA / "super-bowl-50.txt"),
-        index_dir=tmp_path_factory.mktemp("tg-two-index"),
-    )
-    engine = AnswerEngine(config, embedder=embedder, status=lambda message: None)
-    engine.ensure_index()
-    yield engine
 
 
 async def test_a_private_chat_is_one_conversation(fake: FakeBotApi, engine: AnswerEngine) -> None:
