@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.answer import (
+    ANSWER,
     GIST,
     OVERVIEW,
     Answer,
@@ -164,19 +165,32 @@ def gist(question: str, index: SearchIndex, article_id: str | None) -> Reply:
     if opening is None:
         return Reply(Answer(question, False, None, (), 0.0), Turn(None, False))
     passage, lede = opening
-    article = index.articles[article_id]
-    answer = Answer(
-        question,
-        True,
-        AnswerSentence(lede, article.title, article.date, 1.0),
-        (quote_passage(passage, index, lede),),
-        1.0,
-        kind=GIST,
-        focus=article_id,
-    )
+    answer = _quoting(question, index, passage, lede, kind=GIST)
     last = index.sentences_of(passage)
     last_number = max(s.index for s in last if s.start < lede.end)
     return Reply(answer, Turn(None, True, article_id, passage.id, last_number, lede.text, None))
+
+
+def _quoting(
+    question: str,
+    index: SearchIndex,
+    passage: Passage,
+    sentence: Sentence,
+    kind: str = ANSWER,
+    read_as: str | None = None,
+) -> Answer:
+    """A sentence of the article given as it stands, needing no reader; its article is in focus."""
+    article = index.articles[passage.article_id]
+    return Answer(
+        question,
+        True,
+        AnswerSentence(sentence, article.title, article.date, 1.0),
+        (quote_passage(passage, index, sentence),),
+        1.0,
+        read_as=read_as,
+        kind=kind,
+        focus=article.id,
+    )
 
 
 def overview(question: str, index: SearchIndex) -> Reply:
@@ -202,17 +216,8 @@ def what_comes_next(question: str, index: SearchIndex, previous: Turn, read_as: 
         shown = (quote_passage(last, index),) if last is not None else ()
         return Reply(Answer(question, False, None, shown, 0.0, read_as=read_as), previous)
     passage, sentence = found
-    article = index.articles[previous.article_id]
-    answer = Answer(
-        question,
-        True,
-        AnswerSentence(sentence, article.title, article.date, 1.0),
-        (quote_passage(passage, index, sentence),),
-        1.0,
-        read_as=read_as,
-        focus=article.id,
-    )
-    turn = Turn(None, True, article.id, passage.id, sentence.index, sentence.text, None)
+    answer = _quoting(question, index, passage, sentence, read_as=read_as)
+    turn = Turn(None, True, previous.article_id, passage.id, sentence.index, sentence.text, None)
     return Reply(answer, turn)
 
 
