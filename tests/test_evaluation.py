@@ -41,6 +41,11 @@ def test_an_answer_is_found_as_whole_words_only() -> None:
     assert contains_answer("Won by the Denver Broncos.", ["denver broncos", "Carolina"])
     assert not contains_answer("It was built in the 1990s.", ["1990"])
     assert not contains_answer("Nothing here.", ["Paris", ""])
+    # Typographic quotes and dashes are punctuation too, as ASCII's are.
+    quoted = "He called it “an attempted military coup” on Monday."
+    assert contains_answer(quoted, ["an attempted military coup"])
+    assert contains_answer("It ended 24–10.", ["24–10"])
+    assert not contains_answer("He called it “an attempted coup”.", ["military coup"])
 
 
 def test_exact_match_and_f1_are_the_official_scripts() -> None:

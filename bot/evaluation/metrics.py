@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -20,9 +21,15 @@ def normalize_answer(text: str) -> str:
 
 
 def contains_answer(text: str, answers: Iterable[str]) -> bool:
-    """True when a normalised gold answer occurs in the normalised text as whole words."""
-    padded = f" {normalize_answer(text)} "
-    return any(f" {gold} " in padded for gold in (normalize_answer(a) for a in answers) if gold)
+    """True when a normalised gold answer occurs in the normalised text as whole words. Unlike
+    EM/F1's official normalisation, every Unicode punctuation mark goes, not only ASCII's: an
+    answer in curly quotes is still in the sentence."""
+    padded = f" {_words(text)} "
+    return any(f" {gold} " in padded for gold in (_words(a) for a in answers) if gold)
+
+
+def _words(text: str) -> str:
+    return normalize_answer("".join(c for c in text if not unicodedata.category(c).startswith("P")))
 
 
 def exact_match(prediction: str, answers: Iterable[str]) -> float:
