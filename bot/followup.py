@@ -120,6 +120,18 @@ _SAID = re.compile(
 _REPORTED = re.compile(r"^.{0,80}?\b(?:said|says|told \w+|claimed|claims|announced|reported)(?: that)?\s+")
 _ELLIPSIS = re.compile(r"(?:and|what about|how about|and what about) (.+)")
 _WORD = re.compile(r"[\w’'-]+|[^\w\s]")
+# "Tesla's older brother": a possessive phrase whose head is a person is what "he" then means
+# rather than its owner. Nouns for men, for women, and for either.
+_MEN = _set("brother father son husband uncle nephew grandfather grandson boyfriend spokesman king")
+_WOMEN = _set(
+    "sister mother daughter wife aunt niece grandmother granddaughter girlfriend spokeswoman widow queen"
+)
+_PEOPLE = _set(
+    "parent child friend boss lawyer spokesperson coach teacher deputy successor predecessor partner"
+    " assistant manager bodyguard cousin sibling fiancé fiancée"
+)
+# "he went there": a verb of going takes "to" before the place that "there" stands for.
+_MOTION = _set("go went gone get got move moved travel travelled traveled come came return returned fly flew")
 
 
 def interpret(question: str, conversation: Conversation | None = None) -> Interpretation:
@@ -148,16 +160,21 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
         return Interpretation(Kind.ELSE, question, question.rstrip("?") + besides + "?", focus, previous)
     said = _SAID.fullmatch(core)
     if said is not None and previous.sentence_text:
-        # "who said so?": who said what the last answer quotes.
-        statement = previous.sentence_text.rstrip(" .!?")
-        # "Lead inspector Marcus Oyelaran said the damage …": what was said, not who said it.
-        statement = _uncapitalised(_REPORTED.sub("", statement, count=1))
+        # "who announced it?" after "why was the bridge closed?": that the bridge was closed.
+        statement = (core.endswith(" it") and _declarative(previous)) or ""
+        if not statement:
+            # "who said so?": who said what the last answer quotes.
+            statement = previous.sentence_text.rstrip(" .!?")
+            # "Lead inspector Marcus Oyelaran said the damage …": what was said, not who said it.
+            statement = _uncapitalised(_REPORTED.sub("", statement, count=1))
         asked = _sentence_case(f"{_restore_case(said.group(1), question)} {statement}?")
         return Interpretation(Kind.FOLLOW_UP, asked, asked, within, previous)
     bare = _BARE.fullmatch(core)
     if bare is not None:
         wh = "why" if bare.group(1) in ("how come", "how so") else bare.group(1)
         rewritten = _swap_question_word(wh, previous)
+        if rewritten is not None and core.split()[-1] == "not":
+            rewritten = _negated(rewritten)  # "did he attend?" "why not?" → "why did he not attend?"
         if rewritten is not None:
             return Interpretation(Kind.FOLLOW_UP, rewritten, rewritten, within, previous)
     ellipsis = _ELLIPSIS.fullmatch(core)
@@ -169,9 +186,14 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
             return Interpretation(Kind.FOLLOW_UP, rewritten, rewritten, within, previous)
     if core.startswith("and ") and _WH & set(core.split()[1:2]):
         question = _sentence_case(question.split(maxsplit=1)[1])  # "and who was appointed?"
-    resolved = _resolve_pronouns(question, previous) or _definite(question)
+    placed = _there(question, previous)
+    resolved = _resolve_pronouns(placed or question, previous) or placed or _definite(question)
     if resolved is not None:
         return Interpretation(Kind.FOLLOW_UP, resolved, resolved, within, previous)
+    if placed is None and _locative(question) is not None:
+        # "how many people live there?" after no place was asked for: it means a place of the
+        # last answer's article, whichever; read as asked, in that article.
+        return Interpretation(Kind.FOLLOW_UP, question, None, within, previous)
     return Interpretation(Kind.ALONE, question, within=focus)
 
 
@@ -297,6 +319,9 @@ def _swap_question_word(wh: str, previous: Turn) -> str | None:
         at += 2 if words[at].lower() in {"many", "much"} else 1
         asked = "how many"  # an amount: its answer goes in like a subject's or object's
     answer = previous.short
+    if answer and asked in {"who", "whom"} and not _names(f"x {answer}"):
+        # "20–18" for "who did the Broncos defeat?": the sentence's first name the question lacks.
+        answer = next((n for n in _names(previous.sentence_text or "") if n not in text), None)
     if asked in _ADJUNCT_WH or not answer:
         if asked == wh:
             return None  # "when?" after a when-question: nothing to read differently
@@ -357,7 +382,7 @@ def _is_phrase(text: str) -> bool:
 
 def _about_someone_else(question: str, other: str) -> str | None:
     """The question with its last name (or "the …" phrase) replaced by `other`."""
-    names = _names(question)
+    names = _like(_names(question), other, question)
     found = re.findall(r"\b(?:the|a|an) [a-z][\w-]*(?: [a-z][\w-]*)?", question)
     found = [f for f in found if _noun_like(f.split()[-1], False)]
     target = names[-1] if names else found[-1] if found else _subject(question)
@@ -372,6 +397,20 @@ def _about_someone_else(question: str, other: str) -> str | None:
     if re.match(r"(?:the|a|an) ", other, re.IGNORECASE):
         before = re.sub(r"\b(?:the|a|an) $", "", before, flags=re.IGNORECASE)  # not "the the Broncos"
     return before + other + question[at + len(target) :]
+
+
+def _like(names: list[str], other: str, question: str) -> list[str]:
+    """The names `other` could stand in for, most alike first kept: "and the Panthers?" after a
+    question about "the Broncos" and "New England Patriots" replaces the one with "the" before it,
+    and a plural for a plural."""
+    plural = other.endswith("s")
+    for alike in (
+        lambda name: (f"the {name}" in question) == other.lower().startswith("the "),
+        lambda name: name.endswith("s") == plural,
+    ):
+        kept = [name for name in names if alike(name)]
+        names = kept or names
+    return names
 
 
 def _subject(question: str) -> str | None:
@@ -490,6 +529,9 @@ def _referent(previous: Turn, pronoun: str) -> str | None:
         return _without_title(short)
     if short and pronoun not in _PERSONAL and names_something:
         return short
+    relative = _relative(previous.question or "", pronoun)
+    if relative is not None:
+        return relative
     if previous.question:
         found = _names(previous.question) if pronoun in _PERSONAL else _things(previous.question, pronoun)
         if found:
@@ -499,6 +541,75 @@ def _referent(previous: Turn, pronoun: str) -> str | None:
         if names:
             return _without_title(names[0])
     return None
+
+
+def _relative(question: str, pronoun: str) -> str | None:
+    """ "Tesla's older brother" in the question, when the pronoun can mean him: the person a
+    possessive names is what "he" then means, rather than its owner."""
+    if pronoun not in _PERSONAL:
+        return None
+    nouns = _PEOPLE | (_MEN if pronoun in _set("he him his himself") else _WOMEN)
+    for match in re.finditer(r"\b(?:[A-Z][\w-]* )*[A-Z][\w-]*['’]s? (?:[a-z-]+ )?([a-z]+)\b", question):
+        if match.group(1) in nouns:
+            return match.group()
+    return None
+
+
+def _there(question: str, previous: Turn) -> str | None:
+    """ "who influenced him there?" after "where did Tesla go to school?" → Karlovac: the question
+    with the place put in; None when "there" stands for no place ("is there …", "there was …")."""
+    asked = _core(previous.question or "").split()[:1]
+    there = _locative(question)
+    if there is None or asked != ["where"] or not previous.short:
+        return None
+    before = question[: there.start()].split()[-1:]
+    preposition = "to" if before and before[0].lower() in _MOTION else "in"
+    return f"{question[: there.start()]}{preposition} {_head(previous.short)}{question[there.end() :]}"
+
+
+def _locative(question: str) -> re.Match[str] | None:
+    """The "there" of "what did he do there?", which stands for a place; not the "there" of "was
+    there …" or "there were …"."""
+    tokens = list(_WORD.finditer(question))
+    for position, match in enumerate(tokens):
+        if match.group().lower() != "there":
+            continue
+        before = tokens[position - 1].group().lower() if position else ""
+        after = tokens[position + 1].group().lower() if position + 1 < len(tokens) else ""
+        if position and before not in _AUX and after not in _AUX:
+            return match
+    return None
+
+
+def _negated(question: str) -> str:
+    """ "Why did Gasparian attend the meeting?" → "Why did Gasparian not attend the meeting?": "not"
+    before the first verb after the auxiliary."""
+    tokens = list(_WORD.finditer(question))
+    words = [match.group() for match in tokens]
+    if len(words) < 4 or words[1].lower() not in _AUX:
+        return question
+    for at in range(3, len(words)):
+        if _can_be_verb(words[at]):
+            return f"{question[: tokens[at].start()]}not {question[tokens[at].start() :]}"
+    return question
+
+
+def _declarative(previous: Turn) -> str | None:
+    """The last question said as a statement, for what "it" stands for in "who announced it?":
+    "why was the bridge closed?" → "the bridge was closed"; "who was fired?" (Onik Gasparian) →
+    "Onik Gasparian was fired". None when it is asked otherwise."""
+    words = (previous.question or "").rstrip(" ?!.").split()
+    if len(words) < 3 or words[0].lower() not in _WH:
+        return None
+    asked, aux = words[0].lower(), words[1].lower()
+    if asked in {"who", "what"} and previous.short and (aux not in _AUX or _verb_follows(words, 1)):
+        return " ".join([_head(previous.short), *words[1:]])  # the answer was the subject
+    if asked not in _ADJUNCT_WH or aux not in _BE:
+        return None
+    verb = next((i for i in range(3, len(words)) if _can_be_verb(words[i])), None)
+    if verb is None:
+        return None  # "why is he famous?": no verb to put the subject before
+    return " ".join([*words[2:verb], words[1], *words[verb:]])
 
 
 def _head(answer: str) -> str:

@@ -105,6 +105,43 @@ def after(question: str, short: str | None, *, article: str = ARMENIA, sentence:
             "how old is he?",
             "How old is Armen Sarkisian?",
         ),
+        # "he" after a question about someone's brother is the brother, not his owner.
+        (
+            "What happened to Tesla's older brother?",
+            "killed in a horse-riding accident",
+            "what was his name?",
+            "What was Tesla's older brother's name?",
+        ),
+        # "there" is the place the last answer named.
+        (
+            "Where did Tesla go to school?",
+            "Karlovac",
+            "who influenced him there?",
+            "Who influenced Tesla in Karlovac?",
+        ),
+        ("Where did Tesla study in 1880?", "Prague", "why did he go there?", "Why did Tesla go to Prague?"),
+        # "why not?" keeps its "not".
+        (
+            "did Gasparian attend the meeting?",
+            "did not attend",
+            "why not?",
+            "Why did Gasparian not attend the meeting?",
+        ),
+        # "who announced it?": that what the last question asked about happened.
+        (
+            "Why was the Mill Street Bridge closed?",
+            "cracks",
+            "who announced it?",
+            "Who announced the Mill Street Bridge was closed?",
+        ),
+        ("who was fired?", "Onik Gasparian", "who announced it?", "Who announced Onik Gasparian was fired?"),
+        # "and the Panthers?" stands in for the name it is most like: "the" before it, a plural.
+        (
+            "By what score did the Broncos defeat New England Patriots in the AFC Championship Game?",
+            "20–18",
+            "and the Panthers?",
+            "By what score did the Panthers defeat New England Patriots in the AFC Championship Game?",
+        ),
     ],
 )
 def test_a_follow_up_is_read_with_what_it_leans_on(
@@ -127,6 +164,8 @@ def test_a_follow_up_is_read_with_what_it_leans_on(
         "What does it mean for the dollar to float?",
         "What about Luther declined as his antisemitism increased?",  # not "and X?": a clause
         "It is said that Tesla never slept: how long did he sleep?",
+        "Were there any injuries?",  # a "there" that stands for no place
+        "How many seats are there in the stadium?",
     ],
 )
 def test_a_question_that_stands_alone_is_read_as_asked(question: str) -> None:
@@ -134,6 +173,24 @@ def test_a_question_that_stands_alone_is_read_as_asked(question: str) -> None:
     assert reading.kind is Kind.ALONE
     assert reading.question == question
     assert reading.read_as is None and reading.within is None
+
+
+def test_a_who_answer_that_names_no_one_gives_way_to_the_name_in_its_sentence() -> None:
+    """The reader's short answer to "who did the Broncos defeat?" was the score: "by what score?"
+    puts in the name the answer sentence holds and the question does not."""
+    sentence = "The Broncos denied the New England Patriots a title, defeating them 20–18."
+    turn = Turn("Who did the Broncos defeat?", True, "sb", "sb#3", 4, sentence, "20–18")
+    reading = interpret("by what score?", Conversation((turn,)))
+    assert reading.read_as == "By what score did the Broncos defeat New England Patriots?"
+
+
+def test_a_there_with_no_place_asked_for_reads_as_asked_in_the_last_answers_article() -> None:
+    reading = interpret(
+        "how many people live there?",
+        after("since when had Armenian forces occupied those districts?", "1990s"),
+    )
+    assert reading.kind is Kind.FOLLOW_UP and reading.within == ARMENIA
+    assert reading.question == "how many people live there?" and reading.read_as is None
 
 
 def test_nothing_leans_on_an_empty_conversation() -> None:
