@@ -606,7 +606,8 @@ def _declarative(previous: Turn) -> str | None:
         return " ".join([_head(previous.short), *words[1:]])  # the answer was the subject
     if asked not in _ADJUNCT_WH or aux not in _BE:
         return None
-    verb = next((i for i in range(3, len(words)) if _can_be_verb(words[i])), None)
+    # After "was" the verb is a participle: "closed", not the "bridge" of "the bridge".
+    verb = next((i for i in range(3, len(words)) if _can_be_verb(words[i]) and _base_form(words[i])), None)
     if verb is None:
         return None  # "why is he famous?": no verb to put the subject before
     return " ".join([*words[2:verb], words[1], *words[verb:]])

@@ -135,6 +135,7 @@ def after(question: str, short: str | None, *, article: str = ARMENIA, sentence:
             "Who announced the Mill Street Bridge was closed?",
         ),
         ("who was fired?", "Onik Gasparian", "who announced it?", "Who announced Onik Gasparian was fired?"),
+        ("Why was the bridge closed?", "cracks", "who announced it?", "Who announced the bridge was closed?"),
         # "and the Panthers?" stands in for the name it is most like: "the" before it, a plural.
         (
             "By what score did the Broncos defeat New England Patriots in the AFC Championship Game?",
