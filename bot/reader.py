@@ -194,11 +194,16 @@ class _ReaderWeights:
 
 
 class _OnnxReader:
-    """The reader's exported graph on ONNX Runtime, fed the word vectors looked up here."""
+    """The reader's exported graph on ONNX Runtime, fed the word vectors looked up here.
 
-    def __init__(self, session: Any, words: np.ndarray) -> None:
+    An int8 graph (`quantization` in its manifest) scales each layer's activations by the range
+    of the whole input, so it reads every passage alone, unpadded: a passage's scores then never
+    depend on which passages, or whose questions, were read beside it."""
+
+    def __init__(self, session: Any, words: np.ndarray, alone: bool = False) -> None:
         self.session = session
         self.words = words
+        self.alone = alone
 
     @classmethod
     def load(cls, directory: Path, base: Path, threads: int = 0) -> _OnnxReader:
@@ -234,12 +239,24 @@ class _OnnxReader:
             words = _word_embeddings(base)
         except Exception as error:  # onnxruntime raises its own types for a graph it cannot run
             raise ReaderError(f"the reader model {graph} cannot be loaded ({error}); {FIX}") from None
-        return cls(session, words)
+        return cls(session, words, alone=manifest.get("quantization") is not None)
 
     def forward(
         self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Start and end scores per token, and the answerable logit per row."""
+        """Start and end scores per token (0 on padding), and the answerable logit per row."""
+        if not self.alone:
+            return self._run(ids, types, mask)
+        start, end = np.zeros(ids.shape, np.float32), np.zeros(ids.shape, np.float32)
+        answerable = np.zeros(len(ids), np.float32)
+        for row, n in enumerate(mask.sum(axis=1).astype(int)):
+            one = slice(row, row + 1), slice(0, n)
+            start[one], end[one], answerable[row : row + 1] = self._run(ids[one], types[one], mask[one])
+        return start, end, answerable
+
+    def _run(
+        self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         feed = {"words": self.words[ids], "types": types, "mask": mask.astype(np.int64)}
         start, end, answerable = self.session.run(None, feed)
         return start, end, answerable
