@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bot.answer_type import expected_type, holds_type
-from bot.reader import ABSTAIN_THRESHOLD, Reader, Reading
+from bot.reader import ABSTAIN_THRESHOLD, READER_CHOICES, Reader, Reading
 from index.errors import ArticlebotError
 from index.lexical import QUESTION_WORDS, stem, words
 from index.split import Passage, Sentence
@@ -156,6 +156,9 @@ class AnswerSettings:
     """The `[answer]` section: below `abstain_threshold` the bot says the article does not answer."""
 
     abstain_threshold: float = ABSTAIN_THRESHOLD
+    # The reader's runtime: "onnx" (float32) or "onnx-int8" (int8 linear layers: about half the
+    # time per answer, a little of the quality; the model card's figures).
+    reader: str = "onnx"
     # Without a reader, how a candidate sentence is scored: meaning, the question's words (stemmed
     # and as written), holding the kind asked for, and the score and rank of its passage.
     # Chosen on SQuAD v1.1's even-numbered articles, confirmed on the odd ones (answer-sentence
@@ -170,6 +173,8 @@ class AnswerSettings:
     def __post_init__(self) -> None:
         if not 0.0 <= self.abstain_threshold <= 1.0:
             raise ValueError(f"abstain_threshold is {self.abstain_threshold}: use a number from 0 to 1")
+        if self.reader not in READER_CHOICES:
+            raise ValueError(f"reader is {self.reader!r}: use {' or '.join(map(repr, READER_CHOICES))}")
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,7 @@ def _from_mapping(data: dict[str, Any], base: Path, environ: dict[str, str]) -> 
         search=_section(
             search, SearchSettings, ("top_k", "mode", "dense_weight", "lexical_weight", "ann_threshold")
         ),
-        answer=_section(answer, AnswerSettings, ("abstain_threshold",)),
+        answer=_section(answer, AnswerSettings, ("abstain_threshold", "reader")),
         model=_section(
             model,
             ModelSettings,

@@ -110,7 +110,7 @@ class AnswerEngine:
         # `articlebot index`) publishes a new one, the next question reads it.
         self._manifest_seen: Hashable | None = None
         self._reload = threading.Lock()
-        self.reader = Reader()
+        self.reader = Reader(runtime=config.answer.reader)
         self._corrector: tuple[SearchIndex, SpellingCorrector] | None = None
         # Called with the new index after a reload, from the thread that asked.
         self.on_reload: Callable[[SearchIndex], None] | None = None

@@ -33,7 +33,14 @@ READER_DIR = Path(__file__).parent / "models" / "reader"
 ONNX_FILE = "reader.onnx"
 # What the ONNX file was exported from and its checksum (scripts/export_reader_onnx.py writes it).
 ONNX_MANIFEST = "onnx.json"
-RUNTIMES = ("onnx", "numpy")
+# The same graph with int8 linear layers (`export_reader_onnx.py --int8`): about half the time,
+# a little of the quality (the model card's figures); chosen by `answer.reader = "onnx-int8"`.
+ONNX_INT8_FILE = "reader-int8.onnx"
+ONNX_INT8_MANIFEST = "onnx-int8.json"
+MANIFESTS = {"onnx": ONNX_MANIFEST, "onnx-int8": ONNX_INT8_MANIFEST}
+RUNTIMES = ("onnx", "onnx-int8", "numpy")
+# The runtimes a config may choose (the numpy reference is for tests and the exporter).
+READER_CHOICES = ("onnx", "onnx-int8")
 # Passages read in one pass are padded to the longest of them: ones whose lengths differ by more
 # than this many wordpieces go in separate passes (bot/reader.py, _length_groups).
 PADDING_SLACK = 16
@@ -67,8 +74,8 @@ Scores = tuple[np.ndarray, np.ndarray, float]  # one passage's start and end sco
 class Reader:
     """The trained reader: `read(question, passages)` → one Reading per passage.
 
-    `runtime` "onnx" (the default) or "numpy" (the reference); `threads` is ONNX Runtime's
-    (0: its own choice, one per core)."""
+    `runtime` "onnx" (the default), "onnx-int8" (int8 linear layers: about half the time) or
+    "numpy" (the reference); `threads` is ONNX Runtime's (0: its own choice, one per core)."""
 
     def __init__(
         self, directory: Path = READER_DIR, base: Path | None = None, runtime: str = "onnx", threads: int = 0
@@ -101,7 +108,7 @@ class Reader:
     def _model(self) -> _ReaderWeights | _OnnxReader:
         if self.runtime == "numpy":
             return _ReaderWeights.load(self.directory, self.base)
-        return _OnnxReader.load(self.directory, self.base, self.threads)
+        return _OnnxReader.load(self.directory, self.base, self.threads, MANIFESTS[self.runtime])
 
     def gather(self, window: float, others: Callable[[], int]) -> None:
         """From now on, reads asked from several threads at once go through one forward pass: the
@@ -206,10 +213,12 @@ class _OnnxReader:
         self.alone = alone
 
     @classmethod
-    def load(cls, directory: Path, base: Path, threads: int = 0) -> _OnnxReader:
+    def load(
+        cls, directory: Path, base: Path, threads: int = 0, manifest_name: str = ONNX_MANIFEST
+    ) -> _OnnxReader:
         config = _config(directory)
         try:
-            manifest = json.loads((directory / ONNX_MANIFEST).read_text(encoding="utf-8"))
+            manifest = json.loads((directory / manifest_name).read_text(encoding="utf-8"))
             graph = directory / manifest["file"]
             if manifest["exported_from"] != config["reader"]["sha256"]:
                 raise ReaderError(

@@ -519,9 +519,10 @@ def bench_warm_latency(index_dir: Path, embedder: Any, rounds: int) -> None:
 
 
 def bench_answer_cost(engine: Any, embedder: Any) -> None:
-    """One answer on one thread and on two, against its floor: one batched sentence-transformers
-    forward pass over the question and the passages the reader reads, on one thread (reading them
-    once in torch costs that)."""
+    """One answer on one thread and on two, with the shipped float32 reader and with the int8 one
+    (`answer.reader = "onnx-int8"`), against its floor: one batched sentence-transformers forward
+    pass over the question and the passages the reader reads, on one thread (reading them once in
+    torch costs that)."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -530,15 +531,15 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
 
     shipped = engine.reader
     torch_threads = torch.get_num_threads()
-    times: dict[int, list[float]] = {}
-    shares: list[float] = []
+    times: dict[tuple[str, int], list[float]] = {}
+    shares: dict[str, list[float]] = {}
     floors: list[float] = []
     try:
-        for threads in (1, 2):
+        for runtime, threads in (("onnx", 1), ("onnx", 2), ("onnx-int8", 1), ("onnx-int8", 2)):
             # The reader's own threads (ONNX Runtime's) and every BLAS pool at the same count.
-            engine.reader = Reader(threads=threads).load()
+            engine.reader = Reader(runtime=runtime, threads=threads).load()
             torch.set_num_threads(threads)
-            answers = times.setdefault(threads, [])
+            answers = times.setdefault((runtime, threads), [])
             with threadpool_limits(limits=threads):
                 engine.ask(QUESTIONS[0])
                 for question in QUESTIONS * 3:
@@ -547,7 +548,11 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
                     answers.append(time.perf_counter() - started)
                     if threads > 1:
                         continue
-                    shares.append(answer.timings_ms["read"] / answer.timings_ms["total"])
+                    shares.setdefault(runtime, []).append(
+                        answer.timings_ms["read"] / answer.timings_ms["total"]
+                    )
+                    if runtime != "onnx":
+                        continue
                     vector = engine.query_encoder.encode([question])[0]
                     hits = engine.index.search(
                         question, vector, k=CANDIDATE_PASSAGES, settings=engine.config.search
@@ -560,25 +565,30 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
         torch.set_num_threads(torch_threads)
         engine.reader = shipped
     f50 = percentile(floors, 50) * 1000
-    for threads, answers in times.items():
+    for (runtime, threads), answers in times.items():
         a50, a95 = percentile(answers, 50) * 1000, percentile(answers, 95) * 1000
         bound, met = ("<= 100 ms p50", a50 <= 100) if threads == 1 else ("", None)
-        row(
-            "warm",
-            f"one answer, {threads} thread{'s' * (threads > 1)}, p50 / p95",
-            f"{a50:.1f} / {a95:.1f} ms",
-            bound,
-            met,
-        )
-        ANSWER_TIMES[f"one answer, {threads} thread{'s' * (threads > 1)}"] = answers
-    row("warm", "  the reader's share of it, 1 thread (median)", f"{percentile(shares, 50):.0%}")
+        label = f"one answer, {threads} thread{'s' * (threads > 1)}"
+        if runtime != "onnx":
+            label += f", reader {runtime}"
+        row("warm", f"{label}, p50 / p95", f"{a50:.1f} / {a95:.1f} ms", bound, met)
+        ANSWER_TIMES[label] = answers
+        if threads == 1:
+            row("warm", "  the reader's share of it (median)", f"{percentile(shares[runtime], 50):.0%}")
     row(
         "warm",
         f"  floor: one sentence-transformers pass over the question and {CANDIDATE_PASSAGES} passages p50",
         f"{f50:.1f} ms",
     )
-    ratio = percentile(times[1], 50) * 1000 / f50
-    row("warm", "  answer p50 (1 thread) / floor p50", f"{ratio:.2f}", "<= 0.75", ratio <= 0.75)
+    for runtime in ("onnx", "onnx-int8"):
+        ratio = percentile(times[(runtime, 1)], 50) * 1000 / f50
+        row(
+            "warm",
+            f"  answer p50 (1 thread, {runtime}) / floor p50",
+            f"{ratio:.2f}",
+            "<= 0.75",
+            ratio <= 0.75,
+        )
 
 
 # A first question, then a follow-up that leans on its answer.

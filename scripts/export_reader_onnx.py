@@ -1,8 +1,9 @@
 """Export the shipped answer reader to ONNX for ONNX Runtime, optionally with int8 weights.
 
     .venv/bin/python scripts/export_reader_onnx.py                 # bot/models/reader/reader.onnx (fp32)
-    .venv/bin/python scripts/export_reader_onnx.py --int8 ../shared/data/squad/train-v1.1.json  # int8
-    .venv/bin/python scripts/export_reader_onnx.py --check         # only compare the shipped file to numpy
+    .venv/bin/python scripts/export_reader_onnx.py --int8 ../shared/data/squad/train-v1.1.json
+        # bot/models/reader/reader-int8.onnx (int8 linear layers)
+    .venv/bin/python scripts/export_reader_onnx.py --check         # only compare the shipped files to numpy
 
 Run it after every change of the reader's weights (scripts/train_reader.py writes them): the bot
 refuses an ONNX file exported from other weights than the `model.safetensors` beside it.
@@ -35,7 +36,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.reader import ONNX_FILE, ONNX_MANIFEST, READER_DIR, Reader, _word_embeddings, best_span  # noqa: E402
+from bot.reader import (  # noqa: E402
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    ONNX_INT8_MANIFEST,
+    ONNX_MANIFEST,
+    READER_DIR,
+    Reader,
+    _word_embeddings,
+    best_span,
+)
 from bot.reader_format import encode_pairs  # noqa: E402
 
 OPSET = 17
@@ -216,9 +226,9 @@ def halve_storage(model: Any) -> None:
         )
 
 
-def difference(directory: Path) -> dict[str, float]:
-    """How far the ONNX reader in `directory` lands from the numpy reference: every question of
-    scripts/bench.py against every passage of the bundled articles."""
+def difference(directory: Path, runtime: str = "onnx") -> dict[str, float]:
+    """How far the ONNX reader in `directory` (`runtime` "onnx" or "onnx-int8") lands from the numpy
+    reference: every question of scripts/bench.py against every passage of the bundled articles."""
     from bot.config import BUNDLED_ARTICLES
     from index.articles import load_articles
     from index.fast_encoder import pad_batch
@@ -231,7 +241,7 @@ def difference(directory: Path) -> dict[str, float]:
     articles = load_articles([BUNDLED_ARTICLES, super_bowl])
     passages = [p.text for a in articles for p in split_article(a)[1]]
     reference = Reader(directory, runtime="numpy").load()
-    onnx = Reader(directory, runtime="onnx").load()
+    onnx = Reader(directory, runtime=runtime).load()
     logits, scores, same_choice, same_span, spans = [], [], 0, 0, 0
     for question in QUESTIONS:
         encodings = encode_pairs(reference._tokenizer, question, passages)
@@ -281,20 +291,23 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"with --int8: input channels smoothed per layer (default {OUTLIERS}; 0: plain dynamic int8)",
     )
-    parser.add_argument("--check", action="store_true", help="only measure the shipped file against numpy")
+    parser.add_argument("--check", action="store_true", help="only measure the shipped files against numpy")
     args = parser.parse_args(argv)
     directory: Path = args.reader_dir
     if args.int8 is not None and (not args.int8.is_file() or args.int8.name.startswith("dev")):
         parser.error(f"--int8 {args.int8}: give SQuAD's training set (train-v1.1.json), never a dev set")
     if not args.check:
         config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        graph, manifest_name = (
+            (ONNX_FILE, ONNX_MANIFEST) if args.int8 is None else (ONNX_INT8_FILE, ONNX_INT8_MANIFEST)
+        )
         with tempfile.TemporaryDirectory() as folder:
             plain = Path(folder) / "reader-plain.onnx"
             export(directory, plain)
-            optimize(plain, directory / ONNX_FILE, args.int8, args.outliers)
+            optimize(plain, directory / graph, args.int8, args.outliers)
         manifest: dict[str, Any] = {
-            "file": ONNX_FILE,
-            "sha256": hashlib.sha256((directory / ONNX_FILE).read_bytes()).hexdigest(),
+            "file": graph,
+            "sha256": hashlib.sha256((directory / graph).read_bytes()).hexdigest(),
             "exported_from": config["reader"]["sha256"],
             "quantization": None
             if args.int8 is None
@@ -304,9 +317,12 @@ def main(argv: list[str] | None = None) -> int:
             "command": "scripts/export_reader_onnx.py"
             + ("" if args.int8 is None else f" --int8 {args.int8.name} --outliers {args.outliers}"),
         }
-        (directory / ONNX_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {directory / ONNX_FILE} ({(directory / ONNX_FILE).stat().st_size / 1e6:.1f} MB)")
-    print(json.dumps(difference(directory), indent=2))
+        (directory / manifest_name).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {directory / graph} ({(directory / graph).stat().st_size / 1e6:.1f} MB)")
+    # Measured against numpy: the file just written, or with --check both shipped ones.
+    written = "onnx" if args.int8 is None else "onnx-int8"
+    for runtime in ("onnx", "onnx-int8") if args.check else (written,):
+        print(runtime, json.dumps(difference(directory, runtime), indent=2))
     return 0
 
 

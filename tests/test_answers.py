@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from bot.answer import MAX_QUESTION_CHARS, SPAN_WEIGHT, QuestionError, choice_scores, normalize_question
+from bot.config import Config
 from bot.engine import AnswerEngine
 from bot.reader import Reading
+from index.embed import SentenceTransformerEmbedder
 from index.split import Passage
 from index.store import Hit
 
@@ -64,6 +68,23 @@ def test_abstains_when_the_article_does_not_answer(engine: AnswerEngine, questio
     # The closest passage is still shown, but nothing in it is marked as the answer.
     assert answer.passages
     assert all(quoted.highlight is None for quoted in answer.passages)
+
+
+def test_the_int8_reader_gives_the_same_answers_over_the_bundled_article(
+    engine: AnswerEngine, bundled_config: Config, embedder: SentenceTransformerEmbedder
+) -> None:
+    """`answer.reader = "onnx-int8"` reads the same index with the int8 file: the same answer
+    sentences and refusals as the float32 reader on the bundled article."""
+    config = dataclasses.replace(
+        bundled_config, answer=dataclasses.replace(bundled_config.answer, reader="onnx-int8")
+    )
+    int8 = AnswerEngine(config, embedder=embedder, status=lambda message: None)
+    assert int8.reader.runtime == "onnx-int8"
+    for question in [question for question, _ in ANSWERABLE] + OFF_TOPIC:
+        ours, theirs = int8.ask(question), engine.ask(question)
+        assert ours.answered == theirs.answered, question
+        if theirs.sentence is not None:
+            assert ours.sentence is not None and ours.sentence.text == theirs.sentence.text, question
 
 
 def test_passages_never_repeat_a_sentence(engine: AnswerEngine) -> None:

@@ -41,7 +41,7 @@ def test_example_config_documents_every_key() -> None:
     assert {"articles", "index_dir", "max_article_mb", "feeds"} <= set(documented)
     for section, fields in {
         "search": ["top_k", "mode", "dense_weight", "lexical_weight", "ann_threshold"],
-        "answer": ["abstain_threshold"],
+        "answer": ["abstain_threshold", "reader"],
         "passages": ["max_sentences", "max_words", "stride", "cross_paragraphs"],
         "model": ["device", "query_encoder"],
         "ingest": list(config.ingest.__dataclass_fields__),
@@ -50,6 +50,12 @@ def test_example_config_documents_every_key() -> None:
         assert set(fields) <= set(documented[section]), section
     telegram_fields = set(config.telegram.__dataclass_fields__)
     assert telegram_fields <= set(documented["telegram"]), telegram_fields - set(documented["telegram"])
+
+
+def test_the_reader_runtime_is_chosen_in_the_config(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, ""), environ={}).answer.reader == "onnx"
+    config = load_config(_write(tmp_path, '[answer]\nreader = "onnx-int8"\n'), environ={})
+    assert config.answer.reader == "onnx-int8"
 
 
 def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
@@ -98,6 +104,7 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
         ("[search]\nmode = 'fuzzy'\n", "search.mode is 'fuzzy'"),
         ("[search]\ndense_weight = 0\nlexical_weight = 0\n", "not both 0"),
         ("[answer]\nabstain_threshold = 2\n", "answer.abstain_threshold is 2.0"),
+        ("[answer]\nreader = 'int8'\n", "answer.reader is 'int8': use 'onnx' or 'onnx-int8'"),
         ("[model]\ndevice = 'tpu'\n", "model.device is 'tpu'"),
         ("[passages]\nstride = 9\n", "passages.stride must be between 1 and max_sentences"),
         ("[passages]\nvectors = 'late'\n", "passages.vectors is 'late': use one of encoded, pooled"),
