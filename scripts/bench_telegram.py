@@ -1,6 +1,7 @@
 """Benchmark the Telegram bot: the real Application against the fake Bot API on 127.0.0.1.
 
     .venv/bin/python scripts/bench_telegram.py [--rounds N] [--users 1 10 50] [--questions-per-user 4]
+        [--reader onnx-int8]
 
 Prints a table:
 - latency from an injected update to the bot's recorded sendMessage (p50/p95), asked one at a
@@ -34,8 +35,10 @@ from fake_bot_api import Call, FakeBotApi  # noqa: E402
 from telegram.ext import AIORateLimiter  # noqa: E402
 from telegram_harness import running_bot, settle  # noqa: E402
 
+from bot.answer import AnswerSettings  # noqa: E402
 from bot.config import Config  # noqa: E402
 from bot.engine import AnswerEngine  # noqa: E402
+from bot.reader import READER_CHOICES  # noqa: E402
 
 QUESTIONS = [
     "who was fired?",
@@ -120,10 +123,14 @@ async def main() -> None:
         "--users", type=int, nargs="+", default=[1, 10, 50], help="simulated users asking at once"
     )
     parser.add_argument("--questions-per-user", type=int, default=4)
+    parser.add_argument(
+        "--reader", choices=READER_CHOICES, default="onnx", help="the reader's runtime (answer.reader)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
-        engine = AnswerEngine(Config(index_dir=Path(folder) / "index"), status=lambda message: None)
+        config = Config(index_dir=Path(folder) / "index", answer=AnswerSettings(reader=args.reader))
+        engine = AnswerEngine(config, status=lambda message: None)
         engine.ensure_index()
         engine.ask("warm up")
         through_bot, alone = await latency(engine, args.rounds)
