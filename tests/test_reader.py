@@ -79,22 +79,30 @@ def test_numpy_reader_gives_torch_outputs(reference: Reader) -> None:
 def test_the_onnx_reader_gives_the_numpy_readers_outputs(reader: Reader, reference: Reader) -> None:
     """What answers (ONNX Runtime) against the reference (numpy), on every passage of the bundled
     article, padded together as a batch of questions is."""
+    assert reader.runtime == "onnx"
+    _held_to(reference, reader, ONNX_TOLERANCE, ONNX_TOLERANCE)
+    for a, b in zip(reader.read(QUESTION, PASSAGES), reference.read(QUESTION, PASSAGES), strict=True):
+        assert a.span == b.span and a.logit == pytest.approx(b.logit, abs=ONNX_TOLERANCE)
+
+
+def _held_to(reference: Reader, reader: Reader, logit_tolerance: float, score_tolerance: float) -> None:
+    """`reader`'s scores within the tolerances of the reference's on the bundled article's
+    passages, and the same passage answering where one does."""
     from index.articles import load_articles
     from index.split import split_article
 
-    assert reader.runtime == "onnx"
     [article] = load_articles([BUNDLED_ARTICLES])
     passages = [p.text for p in split_article(article)[1]]
     for question in ("who was fired?", "What is the capital of France?"):
         encodings = encode_pairs(reader._tokenizer, question, passages)
         batch = pad_batch(encodings)
         ours, theirs = reader._model.forward(*batch), reference._model.forward(*batch)
-        np.testing.assert_allclose(ours[2], theirs[2], atol=ONNX_TOLERANCE)
+        np.testing.assert_allclose(ours[2], theirs[2], atol=logit_tolerance)
+        if theirs[2].max() > 0:
+            assert np.argmax(ours[2]) == np.argmax(theirs[2])
         for row, e in enumerate(encodings):
             for a, b in zip(ours[:2], theirs[:2], strict=True):
-                np.testing.assert_allclose(a[row, : len(e)], b[row, : len(e)], atol=ONNX_TOLERANCE)
-    for a, b in zip(reader.read(QUESTION, PASSAGES), reference.read(QUESTION, PASSAGES), strict=True):
-        assert a.span == b.span and a.logit == pytest.approx(b.logit, abs=ONNX_TOLERANCE)
+                np.testing.assert_allclose(a[row, : len(e)], b[row, : len(e)], atol=score_tolerance)
 
 
 def test_an_int8_graph_reads_each_passage_alone_and_unpadded(reader: Reader) -> None:
@@ -118,23 +126,10 @@ def test_an_int8_graph_reads_each_passage_alone_and_unpadded(reader: Reader) -> 
 def test_the_int8_reader_stays_near_the_numpy_readers_outputs(reference: Reader) -> None:
     """The int8 file reads each passage alone, and lands within what was measured for it."""
     from bot.reader import _OnnxReader
-    from index.articles import load_articles
-    from index.split import split_article
 
     int8 = Reader(runtime="onnx-int8").load()
     assert isinstance(int8._model, _OnnxReader) and int8._model.alone
-    [article] = load_articles([BUNDLED_ARTICLES])
-    passages = [p.text for p in split_article(article)[1]]
-    for question in ("who was fired?", "What is the capital of France?"):
-        encodings = encode_pairs(int8._tokenizer, question, passages)
-        batch = pad_batch(encodings)
-        ours, theirs = int8._model.forward(*batch), reference._model.forward(*batch)
-        np.testing.assert_allclose(ours[2], theirs[2], atol=INT8_LOGIT_TOLERANCE)
-        if theirs[2].max() > 0:  # where a passage answers, the same one does
-            assert np.argmax(ours[2]) == np.argmax(theirs[2])
-        for row, e in enumerate(encodings):
-            for a, b in zip(ours[:2], theirs[:2], strict=True):
-                np.testing.assert_allclose(a[row, : len(e)], b[row, : len(e)], atol=INT8_SCORE_TOLERANCE)
+    _held_to(reference, int8, INT8_LOGIT_TOLERANCE, INT8_SCORE_TOLERANCE)
 
 
 @pytest.mark.parametrize("manifest_name", [ONNX_MANIFEST, ONNX_INT8_MANIFEST])
