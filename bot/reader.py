@@ -108,7 +108,12 @@ class Reader:
     def _model(self) -> _ReaderWeights | _OnnxReader:
         if self.runtime == "numpy":
             return _ReaderWeights.load(self.directory, self.base)
-        return _OnnxReader.load(self.directory, self.base, self.threads, MANIFESTS[self.runtime])
+        try:
+            return _OnnxReader.load(self.directory, self.base, self.threads, MANIFESTS[self.runtime])
+        except ReaderError as error:
+            if self.runtime == "onnx":
+                raise
+            raise ReaderError(f'{error}; or answer with the float32 reader: answer.reader = "onnx"') from None
 
     def gather(self, window: float, others: Callable[[], int]) -> None:
         """From now on, reads asked from several threads at once go through one forward pass: the
