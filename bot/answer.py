@@ -208,12 +208,14 @@ def compose_answer(
     *,
     within: str | None = None,
     exclude: Given | None = None,
+    near: str | None = None,
 ) -> Answer:
     """Search (within one article, if given), read, decide whether the best reading answers, and
-    quote it; what `exclude` holds (answers given before) is never the answer."""
+    quote it; what `exclude` holds (answers given before) is never the answer; the passage `near`
+    names (a follow-up's last answer) is among those read when the search found it."""
     started = time.perf_counter()
     assessment = assess(
-        question, question_vector, index, reader, search, settings, within=within, exclude=exclude
+        question, question_vector, index, reader, search, settings, within=within, exclude=exclude, near=near
     )
     finished = time.perf_counter()
     hits, best = assessment.hits, assessment.best
@@ -247,10 +249,13 @@ def assess(
     *,
     within: str | None = None,
     exclude: Given | None = None,
+    near: str | None = None,
 ) -> Assessment:
     """Search, choose the answer sentence, and rate how likely it answers the question."""
     started = time.perf_counter()
     hits = search_hits(question, question_vector, index, search, within)
+    if near is not None:
+        hits = _reading_passage(hits, near)
     searched = time.perf_counter()
     if not hits:
         return Assessment([], None, 0.0, _ms(started, searched))
@@ -284,6 +289,16 @@ def search_hits(
     return index.search(
         question, question_vector, k=depth, settings=search, within=None if within is None else (within,)
     )
+
+
+def _reading_passage(hits: list[Hit], passage_id: str) -> list[Hit]:
+    """The hits with the passage `passage_id` among the first CANDIDATE_PASSAGES (in the last
+    place, its own scores kept) when the search found it further down."""
+    at = next((i for i, hit in enumerate(hits) if hit.passage.id == passage_id), None)
+    last = CANDIDATE_PASSAGES - 1
+    if at is None or at <= last:
+        return hits
+    return [*hits[:last], hits[at], *hits[last:at], *hits[at + 1 :]]
 
 
 def _read(

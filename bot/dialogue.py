@@ -77,6 +77,8 @@ def respond(
         settings,
         within=reading.within,
         exclude=before.given() if before is not None else None,
+        # A follow-up reads the passage of the answer it leans on, whatever else the search ranks.
+        near=previous.passage_id if previous is not None and reading.kind is not Kind.ALONE else None,
     )
     answer = dataclasses.replace(answer, question=question, read_as=reading.read_as, focus=reading.within)
     if before is not None and not answer.answered:

@@ -87,6 +87,22 @@ def test_the_int8_reader_gives_the_same_answers_over_the_bundled_article(
             assert ours.sentence is not None and ours.sentence.text == theirs.sentence.text, question
 
 
+def test_a_follow_up_reads_the_passage_of_the_answer_it_leans_on(engine: AnswerEngine) -> None:
+    """`near` (the last answer's passage) is read even when the search ranks it below the passages
+    read; the rest keep their order."""
+    from bot.answer import CANDIDATE_PASSAGES, assess
+
+    question = "what did the protesters break into?"
+    vector = engine.query_encoder.encode([question])[0]
+    plain = assess(question, vector, engine.index, engine.reader)
+    assert len(plain.hits) > CANDIDATE_PASSAGES
+    far = plain.hits[-1].passage.id
+    leaning = assess(question, vector, engine.index, engine.reader, near=far)
+    read = [hit.passage.id for hit in leaning.hits[:CANDIDATE_PASSAGES]]
+    assert read == [hit.passage.id for hit in plain.hits[: CANDIDATE_PASSAGES - 1]] + [far]
+    assert leaning.best is not None and "broke into" in leaning.best.sentence.text
+
+
 def test_passages_never_repeat_a_sentence(engine: AnswerEngine) -> None:
     for question in ["who was fired?", "what happened in Yerevan?", "Nagorno-Karabakh"]:
         answer = engine.ask(question, top_k=6)
