@@ -131,7 +131,7 @@ _PEOPLE = _set(
     " assistant manager bodyguard cousin sibling fiancé fiancée"
 )
 # "he went there": a verb of going takes "to" before the place that "there" stands for.
-_MOTION = _set("go went gone get got move moved travel travelled traveled come came return returned fly flew")
+_MOTION = _set("go get move travel come return fly")
 
 
 def interpret(question: str, conversation: Conversation | None = None) -> Interpretation:
@@ -186,11 +186,12 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
             return Interpretation(Kind.FOLLOW_UP, rewritten, rewritten, within, previous)
     if core.startswith("and ") and _WH & set(core.split()[1:2]):
         question = _sentence_case(question.split(maxsplit=1)[1])  # "and who was appointed?"
-    placed = _there(question, previous)
+    there = _locative(question)
+    placed = _there(question, there, previous) if there is not None else None
     resolved = _resolve_pronouns(placed or question, previous) or placed or _definite(question)
     if resolved is not None:
         return Interpretation(Kind.FOLLOW_UP, resolved, resolved, within, previous)
-    if placed is None and _locative(question) is not None:
+    if there is not None:
         # "how many people live there?" after no place was asked for: it means a place of the
         # last answer's article, whichever; read as asked, in that article.
         return Interpretation(Kind.FOLLOW_UP, question, None, within, previous)
@@ -555,15 +556,15 @@ def _relative(question: str, pronoun: str) -> str | None:
     return None
 
 
-def _there(question: str, previous: Turn) -> str | None:
+def _there(question: str, there: re.Match[str], previous: Turn) -> str | None:
     """ "who influenced him there?" after "where did Tesla go to school?" → Karlovac: the question
-    with the place put in; None when "there" stands for no place ("is there …", "there was …")."""
+    with the place put in for its locative `there`; None when the last question asked for no place."""
     asked = _core(previous.question or "").split()[:1]
-    there = _locative(question)
-    if there is None or asked != ["where"] or not previous.short:
+    if asked != ["where"] or not previous.short:
         return None
     before = question[: there.start()].split()[-1:]
-    preposition = "to" if before and before[0].lower() in _MOTION else "in"
+    going = bool(before) and bool(set(_lemmas(before[0].lower()).get("VERB", ())) & _MOTION)
+    preposition = "to" if going else "in"
     return f"{question[: there.start()]}{preposition} {_head(previous.short)}{question[there.end() :]}"
 
 

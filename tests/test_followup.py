@@ -120,6 +120,12 @@ def after(question: str, short: str | None, *, article: str = ARMENIA, sentence:
             "Who influenced Tesla in Karlovac?",
         ),
         ("Where did Tesla study in 1880?", "Prague", "why did he go there?", "Why did Tesla go to Prague?"),
+        (
+            "Where did Tesla study in 1880?",
+            "Prague",
+            "when had he travelled there?",
+            "When had Tesla travelled to Prague?",
+        ),
         # "why not?" keeps its "not".
         (
             "did Gasparian attend the meeting?",
