@@ -38,9 +38,9 @@ ONNX_MANIFEST = "onnx.json"
 ONNX_INT8_FILE = "reader-int8.onnx"
 ONNX_INT8_MANIFEST = "onnx-int8.json"
 MANIFESTS = {"onnx": ONNX_MANIFEST, "onnx-int8": ONNX_INT8_MANIFEST}
-RUNTIMES = ("onnx", "onnx-int8", "numpy")
-# The runtimes a config may choose (the numpy reference is for tests and the exporter).
-READER_CHOICES = ("onnx", "onnx-int8")
+# The runtimes a config may choose; the numpy reference besides is for tests and the exporter.
+READER_CHOICES = tuple(MANIFESTS)
+RUNTIMES = (*READER_CHOICES, "numpy")
 # Passages read in one pass are padded to the longest of them: ones whose lengths differ by more
 # than this many wordpieces go in separate passes (bot/reader.py, _length_groups).
 PADDING_SLACK = 16
