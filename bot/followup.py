@@ -619,9 +619,9 @@ def _head(answer: str) -> str:
     kept: list[str] = []
     for word in answer.strip(" .,;:").split():
         bare = word.rstrip(",;:")
-        if kept and (
-            bare.lower() in _PHRASE_ENDS or set(_lemmas(bare.lower())) == {"VERB"} or len(kept) == 6
-        ):
+        # A capitalised word goes on a name, whatever else it could be ("Bruno Mars": not "mar").
+        verb = not bare[:1].isupper() and set(_lemmas(bare.lower())) == {"VERB"}
+        if kept and (bare.lower() in _PHRASE_ENDS or verb or len(kept) == 6):
             break
         kept.append(bare)
         if bare != word:

@@ -105,6 +105,13 @@ def after(question: str, short: str | None, *, article: str = ARMENIA, sentence:
             "how old is he?",
             "How old is Armen Sarkisian?",
         ),
+        # "they" takes the whole name, even where a word of it could be a verb ("Mars": "mar").
+        (
+            "Who joined Coldplay at the halftime show?",
+            "Beyoncé and Bruno Mars",
+            "what songs did they play?",
+            "What songs did Beyoncé and Bruno Mars play?",
+        ),
         # "he" after a question about someone's brother is the brother, not his owner.
         (
             "What happened to Tesla's older brother?",
