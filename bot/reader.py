@@ -3,8 +3,9 @@
 A small BERT trained here from all-MiniLM-L6-v2 on the SQuAD v1.1 training set
 (scripts/train_reader.py; its model card is bot/models/reader/README.md). It reads
 `[CLS] question [SEP] passage [SEP]` (bot/reader_format.py) and gives a probability from [CLS]
-and start/end scores for every passage token. It answers on ONNX Runtime (`reader.onnx`, exported
-from the weights by scripts/export_reader_onnx.py); the numpy BERT forward pass of the question
+and start/end scores for every passage token. It answers on ONNX Runtime, by default from
+`reader-int8.onnx` (int8 linear layers), else from `reader.onnx` (float32), both exported from the
+weights by scripts/export_reader_onnx.py; the numpy BERT forward pass of the question
 encoder over `model.safetensors` is the reference, which tests/test_reader.py holds to torch and
 the ONNX file to. Answering never imports torch.
 
@@ -34,7 +35,8 @@ ONNX_FILE = "reader.onnx"
 # What the ONNX file was exported from and its checksum (scripts/export_reader_onnx.py writes it).
 ONNX_MANIFEST = "onnx.json"
 # The same graph with int8 linear layers (`export_reader_onnx.py --int8`): about half the time,
-# a little of the quality (the model card's figures); chosen by `answer.reader = "onnx-int8"`.
+# the same quality within .002 on SQuAD's whole dev sets (the model card's figures); the bot's
+# default, `answer.reader = "onnx-int8"`.
 ONNX_INT8_FILE = "reader-int8.onnx"
 ONNX_INT8_MANIFEST = "onnx-int8.json"
 MANIFESTS = {"onnx": ONNX_MANIFEST, "onnx-int8": ONNX_INT8_MANIFEST}
@@ -74,8 +76,9 @@ Scores = tuple[np.ndarray, np.ndarray, float]  # one passage's start and end sco
 class Reader:
     """The trained reader: `read(question, passages)` → one Reading per passage.
 
-    `runtime` "onnx" (the default), "onnx-int8" (int8 linear layers: about half the time) or
-    "numpy" (the reference); `threads` is ONNX Runtime's (0: its own choice, one per core)."""
+    `runtime` "onnx" (float32, this class's default), "onnx-int8" (int8 linear layers: about half
+    the time; the bot's default, `answer.reader`) or "numpy" (the reference); `threads` is ONNX
+    Runtime's (0: its own choice, one per core)."""
 
     def __init__(
         self, directory: Path = READER_DIR, base: Path | None = None, runtime: str = "onnx", threads: int = 0

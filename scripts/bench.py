@@ -519,15 +519,18 @@ def bench_warm_latency(index_dir: Path, embedder: Any, rounds: int) -> None:
 
 
 def bench_answer_cost(engine: Any, embedder: Any) -> None:
-    """One answer on one thread and on two, with the shipped float32 reader and with the int8 one
-    (`answer.reader = "onnx-int8"`), against its floor: one batched sentence-transformers forward
+    """One answer on one thread and on two, with the default int8 reader and with the float32 one
+    (`answer.reader = "onnx"`), against its floor: one batched sentence-transformers forward
     pass over the question and the passages the reader reads, on one thread (reading them once in
     torch costs that)."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    from bot.answer import CANDIDATE_PASSAGES
+    from bot.answer import CANDIDATE_PASSAGES, AnswerSettings
     from bot.reader import Reader
+
+    default = AnswerSettings().reader
+    runtimes = [default, *(runtime for runtime in ("onnx-int8", "onnx") if runtime != default)]
 
     shipped = engine.reader
     torch_threads = torch.get_num_threads()
@@ -535,7 +538,7 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
     shares: dict[str, list[float]] = {}
     floors: list[float] = []
     try:
-        for runtime, threads in (("onnx", 1), ("onnx", 2), ("onnx-int8", 1), ("onnx-int8", 2)):
+        for runtime, threads in ((runtime, threads) for runtime in runtimes for threads in (1, 2)):
             # The reader's own threads (ONNX Runtime's) and every BLAS pool at the same count.
             engine.reader = Reader(runtime=runtime, threads=threads).load()
             torch.set_num_threads(threads)
@@ -551,7 +554,7 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
                     shares.setdefault(runtime, []).append(
                         answer.timings_ms["read"] / answer.timings_ms["total"]
                     )
-                    if runtime != "onnx":
+                    if runtime != default:
                         continue
                     vector = engine.query_encoder.encode([question])[0]
                     hits = engine.index.search(
@@ -567,9 +570,10 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
     f50 = percentile(floors, 50) * 1000
     for (runtime, threads), answers in times.items():
         a50, a95 = percentile(answers, 50) * 1000, percentile(answers, 95) * 1000
-        bound, met = ("<= 100 ms p50", a50 <= 100) if threads == 1 else ("", None)
+        # The bounds are the default runtime's; the other is shown beside it for comparison.
+        bound, met = ("<= 100 ms p50", a50 <= 100) if (runtime, threads) == (default, 1) else ("", None)
         label = f"one answer, {threads} thread{'s' * (threads > 1)}"
-        if runtime != "onnx":
+        if runtime != default:
             label += f", reader {runtime}"
         row("warm", f"{label}, p50 / p95", f"{a50:.1f} / {a95:.1f} ms", bound, met)
         ANSWER_TIMES[label] = answers
@@ -580,14 +584,15 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
         f"  floor: one sentence-transformers pass over the question and {CANDIDATE_PASSAGES} passages p50",
         f"{f50:.1f} ms",
     )
-    for runtime in ("onnx", "onnx-int8"):
+    for runtime in runtimes:
         ratio = percentile(times[(runtime, 1)], 50) * 1000 / f50
+        bounded = runtime == default
         row(
             "warm",
             f"  answer p50 (1 thread, {runtime}) / floor p50",
             f"{ratio:.2f}",
-            "<= 0.75",
-            ratio <= 0.75,
+            "<= 0.75" if bounded else "",
+            ratio <= 0.75 if bounded else None,
         )
 
 

@@ -124,7 +124,10 @@ async def main() -> None:
     )
     parser.add_argument("--questions-per-user", type=int, default=4)
     parser.add_argument(
-        "--reader", choices=READER_CHOICES, default="onnx", help="the reader's runtime (answer.reader)"
+        "--reader",
+        choices=READER_CHOICES,
+        default=AnswerSettings().reader,
+        help="the reader's runtime (answer.reader; default %(default)s)",
     )
     args = parser.parse_args()
 

@@ -70,18 +70,18 @@ def test_abstains_when_the_article_does_not_answer(engine: AnswerEngine, questio
     assert all(quoted.highlight is None for quoted in answer.passages)
 
 
-def test_the_int8_reader_gives_the_same_answers_over_the_bundled_article(
+def test_the_int8_reader_gives_the_float32_answers_over_the_bundled_article(
     engine: AnswerEngine, bundled_config: Config, embedder: SentenceTransformerEmbedder
 ) -> None:
-    """`answer.reader = "onnx-int8"` reads the same index with the int8 file: the same answer
-    sentences and refusals as the float32 reader on the bundled article."""
+    """The default int8 file and `answer.reader = "onnx"`, the float32 graph, read the same index
+    to the same answer sentences and refusals on the bundled article."""
     config = dataclasses.replace(
-        bundled_config, answer=dataclasses.replace(bundled_config.answer, reader="onnx-int8")
+        bundled_config, answer=dataclasses.replace(bundled_config.answer, reader="onnx")
     )
-    int8 = AnswerEngine(config, embedder=embedder, status=lambda message: None)
-    assert int8.reader.runtime == "onnx-int8"
+    float32 = AnswerEngine(config, embedder=embedder, status=lambda message: None)
+    assert (engine.reader.runtime, float32.reader.runtime) == ("onnx-int8", "onnx")
     for question in [question for question, _ in ANSWERABLE] + OFF_TOPIC:
-        ours, theirs = int8.ask(question), engine.ask(question)
+        ours, theirs = engine.ask(question), float32.ask(question)
         assert ours.answered == theirs.answered, question
         if theirs.sentence is not None:
             assert ours.sentence is not None and ours.sentence.text == theirs.sentence.text, question

@@ -53,9 +53,9 @@ def test_example_config_documents_every_key() -> None:
 
 
 def test_the_reader_runtime_is_chosen_in_the_config(tmp_path: Path) -> None:
-    assert load_config(_write(tmp_path, ""), environ={}).answer.reader == "onnx"
-    config = load_config(_write(tmp_path, '[answer]\nreader = "onnx-int8"\n'), environ={})
-    assert config.answer.reader == "onnx-int8"
+    assert load_config(_write(tmp_path, ""), environ={}).answer.reader == "onnx-int8"
+    config = load_config(_write(tmp_path, '[answer]\nreader = "onnx"\n'), environ={})
+    assert config.answer.reader == "onnx"
 
 
 def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
