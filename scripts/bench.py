@@ -527,10 +527,10 @@ def bench_answer_cost(engine: Any, embedder: Any) -> None:
     from threadpoolctl import threadpool_limits
 
     from bot.answer import CANDIDATE_PASSAGES, AnswerSettings
-    from bot.reader import Reader
+    from bot.reader import READER_CHOICES, Reader
 
     default = AnswerSettings().reader
-    runtimes = [default, *(runtime for runtime in ("onnx-int8", "onnx") if runtime != default)]
+    runtimes = [default, *(runtime for runtime in READER_CHOICES if runtime != default)]
 
     shipped = engine.reader
     torch_threads = torch.get_num_threads()

@@ -1,7 +1,7 @@
 """Benchmark the Telegram bot: the real Application against the fake Bot API on 127.0.0.1.
 
     .venv/bin/python scripts/bench_telegram.py [--rounds N] [--users 1 10 50] [--questions-per-user 4]
-        [--reader onnx-int8]
+        [--reader onnx]
 
 Prints a table:
 - latency from an injected update to the bot's recorded sendMessage (p50/p95), asked one at a
