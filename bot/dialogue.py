@@ -27,7 +27,7 @@ from bot.answer import (
     quote_passage,
 )
 from bot.conversation import Conversation, Turn
-from bot.followup import PRONOUNS, Interpretation, Kind, interpret
+from bot.followup import PRONOUNS, Interpretation, Kind, interpret, with_holders
 from bot.reader import Reader
 from index.lexical import QUESTION_WORDS, stem, tokenize, words
 from index.split import Passage, Sentence
@@ -106,6 +106,9 @@ def plan(
         and changes_topic(question, leaned_on, index)
     ):
         reading = Interpretation(Kind.ALONE, question)
+    elif reading.kind is Kind.FOLLOW_UP and reading.read_as is not None and leaned_on is not None:
+        named = with_holders(reading.question, question, index.articles[leaned_on].text)
+        reading = dataclasses.replace(reading, question=named, read_as=named)
     return reading, encode(reading.question)
 
 

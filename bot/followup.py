@@ -130,8 +130,16 @@ _PEOPLE = _set(
     "parent child friend boss lawyer spokesperson coach teacher deputy successor predecessor partner"
     " assistant manager bodyguard cousin sibling fiancé fiancée"
 )
+# "was anyone hurt?": someone unnamed, so someone of the story just told. ("Were there any
+# injuries?" names what it asks about, and stands alone.)
+_INDEFINITE = _set("anyone anybody someone somebody anything something everyone everybody nobody")
+_NOT_TOPIC = _set("a an the not no n't any else ever also there here in of to for by at")
+# "any involvement by the armed forces": a quantified answer is no one "it" can point back to.
+_QUANTIFIERS = _set("any no every each")
 # "he went there": a verb of going takes "to" before the place that "there" stands for.
 _MOTION = _set("go get move travel come return fly")
+# "the mayor", "the prime minister": a role, which an article may name with its holder's name.
+_ROLE = re.compile(r"\bthe ([a-z]+(?: [a-z]+)?)")
 
 
 def interpret(question: str, conversation: Conversation | None = None) -> Interpretation:
@@ -191,11 +199,26 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
     resolved = _resolve_pronouns(placed or question, previous) or placed or _definite(question)
     if resolved is not None:
         return Interpretation(Kind.FOLLOW_UP, resolved, resolved, within, previous)
-    if there is not None:
+    if there is not None or (previous.article_id is not None and _unnamed(core)):
         # "how many people live there?" after no place was asked for: it means a place of the
-        # last answer's article, whichever; read as asked, in that article.
+        # last answer's article, whichever; "was anyone hurt?": anyone in the story just told.
+        # Read as asked, in that article.
         return Interpretation(Kind.FOLLOW_UP, question, None, within, previous)
     return Interpretation(Kind.ALONE, question, within=focus)
+
+
+def with_holders(read: str, asked: str, article: str) -> str:
+    """The question read, with a role the person named put as the article names the one who holds
+    it: "and the mayor?" → "What did Mayor Dana Whitfield say …?" when the article speaks of
+    "Mayor Dana Whitfield" (and of no other mayor), so the search and the reader find her by name
+    where the article goes on to say "Whitfield"."""
+    for match in _ROLE.finditer(asked):
+        for role in (match.group(1), match.group(1).split()[0]):
+            title = " ".join(word.capitalize() for word in role.split())
+            holders = set(re.findall(rf"\b{title} ((?:[A-Z][\w’'-]+ ){{0,2}}[A-Z][\w’'-]+)", article))
+            if len(holders) == 1 and f"the {role}" in read:
+                return read.replace(f"the {role}", f"{title} {holders.pop()}", 1)
+    return read
 
 
 # Reading the question -----------------------------------------------------------------------------
@@ -208,6 +231,16 @@ def _core(question: str) -> str:
     text = re.sub(r"[?!.\s,;:]+$", "", text)
     text = re.sub(r"^(?:ok(?:ay)?|so|well|hmm+|thanks|thank you)[, ]+", "", text)
     return re.sub(r"\s+", " ", text)
+
+
+def _unnamed(core: str) -> bool:
+    """A question about someone or something it does not name, and about little else: "was anyone
+    hurt?", "did anybody object?" (not "did anyone from the council vote against it?")."""
+    words = core.split()
+    if not _INDEFINITE & set(words):
+        return False
+    topic = [w for w in words if w not in _WH | _AUX | PRONOUNS | _INDEFINITE | _NOT_TOPIC]
+    return len(topic) <= 1
 
 
 def _tokens(text: str) -> list[str]:
@@ -528,7 +561,8 @@ def _referent(previous: Turn, pronoun: str) -> str | None:
     names_something = names_someone or asked[0] in {"what", "which", "where"}
     if short and pronoun in _PERSONAL and names_someone and _is_name(short):
         return _without_title(short)
-    if short and pronoun not in _PERSONAL and names_something:
+    quantified = bool(_QUANTIFIERS & {word.lower() for word in (short or "").split()[:1]})
+    if short and pronoun not in _PERSONAL and names_something and not quantified:
         return short
     relative = _relative(previous.question or "", pronoun)
     if relative is not None:
@@ -626,6 +660,8 @@ def _head(answer: str) -> str:
         kept.append(bare)
         if bare != word:
             break  # "Tiran Khachatrian, the first deputy chief": the name ends at the comma
+    if kept and kept[0] in ("The", "A", "An"):
+        kept[0] = kept[0].lower()  # it opened the answer's sentence; in a question it does not
     return " ".join(kept)
 
 

@@ -128,6 +128,16 @@ def test_a_pronoun_about_another_article_changes_the_topic(two_articles: AnswerE
     assert switch.passages[0].passage.article_id == "super-bowl-50"
 
 
+def test_a_question_about_someone_unnamed_stays_with_the_story(two_articles: AnswerEngine) -> None:
+    """ "was anyone hurt?" names nothing of either article: it is asked of the one just answered from,
+    and "and the president?" asks about the man the article names with that title."""
+    _, hurt = chat(two_articles, "Why did protesters break into the government building?", "was anyone hurt?")
+    assert hurt.read_as is None and hurt.focus == ARMENIA
+    assert {quoted.passage.article_id for quoted in hurt.passages} == {ARMENIA}
+    _, president = chat(two_articles, "What did Pashinian call the officers' move?", "and the president?")
+    assert president.read_as is not None and "President Armen Sarkisian" in president.read_as
+
+
 def test_the_person_can_choose_the_article(two_articles: AnswerEngine) -> None:
     focused = Conversation().focused("super-bowl-50")
     answer, after = two_articles.converse("who was fired?", focused)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import Conversation, Conversations, ConversationSettings, Turn
-from bot.followup import Kind, interpret
+from bot.followup import Kind, interpret, with_holders
 
 DATA = Path(__file__).parent / "data"
 ARMENIA = "armenia-2021-03-01"
@@ -149,6 +149,15 @@ def after(question: str, short: str | None, *, article: str = ARMENIA, sentence:
         ),
         ("who was fired?", "Onik Gasparian", "who announced it?", "Who announced Onik Gasparian was fired?"),
         ("Why was the bridge closed?", "cracks", "who announced it?", "Who announced the bridge was closed?"),
+        # An answer that opened its sentence loses its capital "The" inside the question.
+        ("Who won Super Bowl 50?", "The Broncos", "who did they beat?", "Who did the Broncos beat?"),
+        # "any involvement by …" is no one "it" can point back to: "it" is what the question was about.
+        (
+            "What did the council condemn?",
+            "any involvement by the armed forces in the political process",
+            "who leads it?",
+            "Who leads the council?",
+        ),
         # "and the Panthers?" stands in for the name it is most like: "the" before it, a plural.
         (
             "By what score did the Broncos defeat New England Patriots in the AFC Championship Game?",
@@ -205,6 +214,30 @@ def test_a_there_with_no_place_asked_for_reads_as_asked_in_the_last_answers_arti
     )
     assert reading.kind is Kind.FOLLOW_UP and reading.within == ARMENIA
     assert reading.question == "how many people live there?" and reading.read_as is None
+
+
+@pytest.mark.parametrize("question", ["was anyone hurt?", "Did anybody object?", "was anything stolen?"])
+def test_a_question_about_someone_unnamed_reads_as_asked_in_the_last_answers_article(question: str) -> None:
+    """It names nothing that could point to an article: it asks about the story just told."""
+    reading = interpret(question, after("What did the protesters chant for?", "step down"))
+    assert reading.kind is Kind.FOLLOW_UP and reading.within == ARMENIA
+    assert reading.question == question and reading.read_as is None
+    assert interpret(question).kind is Kind.ALONE  # as the first question, it is asked everywhere
+    # Naming what it is about, it stands alone.
+    named = interpret("was anyone hurt in the Super Bowl?", after("who was fired?", "Gasparian"))
+    assert named.kind is Kind.ALONE
+
+
+def test_a_role_is_read_as_the_name_the_article_gives_its_holder() -> None:
+    article = "Mayor Dana Whitfield closed the bridge. Whitfield said the money went elsewhere."
+    read = "What did the mayor say about the council?"
+    named = "What did Mayor Dana Whitfield say about the council?"
+    assert with_holders(read, "and the mayor?", article) == named
+    # Two mayors, or none: the role stays as the person put it.
+    assert with_holders(read, "and the mayor?", article + " Mayor Ann Lee came too.") == read
+    assert with_holders(read, "and the mayor?", "The bridge was closed.") == read
+    # Only a role the person named: "the council" of the old question is left alone.
+    assert with_holders(read, "and Council?", "Council Member Greg Tanaka spoke.") == read
 
 
 def test_nothing_leans_on_an_empty_conversation() -> None:
