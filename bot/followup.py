@@ -138,8 +138,14 @@ _NOT_TOPIC = _set("a an the not no n't any else ever also there here in of to fo
 _QUANTIFIERS = _set("any no every each")
 # "he went there": a verb of going takes "to" before the place that "there" stands for.
 _MOTION = _set("go get move travel come return fly")
-# "the mayor", "the prime minister": a role, which an article may name with its holder's name.
-_ROLE = re.compile(r"\bthe ([a-z]+(?: [a-z]+)?)")
+# "the mayor", "the prime minister": titles an article puts before their holder's name.
+_TITLES = (
+    "prime minister|foreign minister|defense minister|finance minister|minister|president|vice president"
+    "|chancellor|governor|mayor|senator|king|queen|prince|princess|pope|bishop|judge|sheriff|ambassador"
+    "|secretary|chairman|chairwoman|director|inspector|commissioner|council member|coach|general"
+    "|captain|professor|lieutenant|sergeant|officer|detective|chief"
+)
+_ROLE = re.compile(rf"\bthe ({_TITLES})\b", re.IGNORECASE)
 
 
 def interpret(question: str, conversation: Conversation | None = None) -> Interpretation:
@@ -213,11 +219,12 @@ def with_holders(read: str, asked: str, article: str) -> str:
     "Mayor Dana Whitfield" (and of no other mayor), so the search and the reader find her by name
     where the article goes on to say "Whitfield"."""
     for match in _ROLE.finditer(asked):
-        for role in (match.group(1), match.group(1).split()[0]):
-            title = " ".join(word.capitalize() for word in role.split())
-            holders = set(re.findall(rf"\b{title} ((?:[A-Z][\w’'-]+ ){{0,2}}[A-Z][\w’'-]+)", article))
-            if len(holders) == 1 and f"the {role}" in read:
-                return read.replace(f"the {role}", f"{title} {holders.pop()}", 1)
+        role = match.group(1).lower()
+        title = " ".join(word.capitalize() for word in role.split())
+        holders = set(re.findall(rf"\b{title} ((?:[A-Z][\w’'-]+ ){{0,2}}[A-Z][\w’'-]+)", article))
+        where = re.search(rf"\bthe {role}\b", read, re.IGNORECASE)
+        if len(holders) == 1 and where is not None:
+            return f"{read[: where.start()]}{title} {holders.pop()}{read[where.end() :]}"
     return read
 
 

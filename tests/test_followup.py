@@ -236,8 +236,9 @@ def test_a_role_is_read_as_the_name_the_article_gives_its_holder() -> None:
     # Two mayors, or none: the role stays as the person put it.
     assert with_holders(read, "and the mayor?", article + " Mayor Ann Lee came too.") == read
     assert with_holders(read, "and the mayor?", "The bridge was closed.") == read
-    # Only a role the person named: "the council" of the old question is left alone.
-    assert with_holders(read, "and Council?", "Council Member Greg Tanaka spoke.") == read
+    assert with_holders(read, "And the Mayor?", article) == named  # however it is written
+    # Only a title the person named: "the council" of the old question is no title.
+    assert with_holders(read, "and the council?", "Council Tanaka spoke.") == read
 
 
 def test_nothing_leans_on_an_empty_conversation() -> None:
