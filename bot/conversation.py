@@ -102,11 +102,11 @@ class Conversation:
 
     @property
     def article_in_focus(self) -> str | None:
-        """The article chosen, else the article of the last answer."""
+        """The article chosen, else the article of the last answer (a refusal since leaves it:
+        "what does the union say?" refused, "who is she?" is still about the same story)."""
         if self.focus is not None:
             return self.focus
-        last = self.last
-        return last.article_id if last is not None else None
+        return next((turn.article_id for turn in reversed(self.turns) if turn.article_id), None)
 
     def then(self, turn: Turn, max_turns: int = ConversationSettings.max_turns) -> Conversation:
         """This conversation with `turn` added, keeping the last `max_turns`."""

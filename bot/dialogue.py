@@ -92,6 +92,8 @@ def plan(
     """How the question is read, checked against the index, and the vector of what is searched."""
     reading = interpret(question, conversation)
     if reading.kind is Kind.GIST:
+        if reading.about is not None:
+            reading = dataclasses.replace(reading, within=named_article(reading.about, index))
         return reading, None
     leaned_on = reading.within
     if leaned_on is not None and leaned_on not in index.articles:
@@ -110,6 +112,26 @@ def plan(
         named = with_holders(reading.question, question, index.articles[leaned_on].text)
         reading = dataclasses.replace(reading, question=named, read_as=named)
     return reading, encode(reading.question)
+
+
+def named_article(name: str, index: SearchIndex) -> str | None:
+    """The article that "the Tesla article", "the Corvane fire story" mean: the one whose title (or
+    file name) shares the most words with the name, else the one whose passage the name's words
+    find first, if it holds them all; None when nothing matches (the gist is then an overview)."""
+    named = {stem(word) for word in words(name)}
+    if not named:
+        return None
+    shared = {
+        article_id: len(named & _title_terms(article.title, article_id))
+        for article_id, article in index.articles.items()
+    }
+    best = max(shared.values(), default=0)
+    if best > 0 and list(shared.values()).count(best) == 1:
+        return max(shared, key=shared.__getitem__)
+    found = index.search(" ".join(sorted(named)), None, k=1, settings=SearchSettings(mode="lexical"))
+    if not found or not named <= _article_terms(index, found[0].passage.article_id):
+        return None
+    return found[0].passage.article_id
 
 
 def changes_topic(question: str, article_id: str, index: SearchIndex) -> bool:
@@ -154,6 +176,11 @@ def _article_terms(index: SearchIndex, article_id: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=64)
 def _terms_of(text: str) -> frozenset[str]:
     return frozenset(tokenize([text])[0])
+
+
+@functools.lru_cache(maxsize=4096)
+def _title_terms(title: str, article_id: str) -> frozenset[str]:
+    return frozenset(tokenize([f"{title} {article_id.replace('-', ' ')}"])[0])
 
 
 # Answers that need no reader -------------------------------------------------------------------

@@ -48,6 +48,8 @@ class Interpretation:
     within: str | None = None
     # The turn it leans on.
     previous: Turn | None = None
+    # The words a gist question names its article by ("the Tesla article"): bot/dialogue.py finds it.
+    about: str | None = None
 
 
 def _set(words: str) -> frozenset[str]:
@@ -71,6 +73,7 @@ _BE = _set("is are was were be been am")
 _SUBJECTS = _set("he she they it")
 # Words that end the phrase an answer names: "a letter accusing …", "the council of …".
 _PHRASE_ENDS = _set("who whom which that of in on at for to from by with")
+_PHRASE_END = "(?:" + "|".join(sorted(_PHRASE_ENDS)) + r")\b"
 # Words after which an "it is" stands for a clause to come: "is it easier to …", "was it thought that …".
 _CLAUSE = _set("that to when from for if whether")
 # Words that are no noun: after them "her" is an object ("told her about"), not a possessive.
@@ -90,6 +93,12 @@ _GIST = re.compile(
     r"|(?:give me )?(?:a |the )?(?:summary|gist|overview)(?: of (?:this|the|it)(?: (?:article|story))?)?"
     r"|tl;? ?dr|tldr)",
 )
+# "what is the Tesla article about?", "tl;dr of the Corvane fire story": the gist of the article named.
+_NAMED_GIST = re.compile(
+    r"(?:what(?:'s| is| was) (?:the|that) (?P<asked>.+?) (?:article|story|piece|report)(?: (?:about|on))?"
+    r"|(?:please )?(?:summari[sz]e|sum up|tl;? ?dr(?: of)?|(?:give me )?(?:a |the )?(?:summary|gist) of)"
+    r" (?:the |that )?(?P<named>.+?) (?:article|story|piece|report))"
+)
 _NEXT = re.compile(
     r"(?:and )?(?:then )?(?:what happened (?:next|then|after(?:wards| that| this)?|later)"
     r"|and then|then what|what next|what came next|what followed|what else happened"
@@ -99,8 +108,10 @@ _ELSE = re.compile(r"(?:and )?(what|who|where|when|which|anything|anyone|anybody
 _BARE = re.compile(
     r"(?:and |but |so )?"
     r"((?:in|at|on|by|for|since|until|from|with) (?:what|which) [a-z]+"  # "in which city?", "by what score?"
-    r"|how (?:many|much|often|long|far)"
-    r"|how come|how so|why|when|where|how|who|what)"
+    r"|(?:over|about|against|with|to|for|from|after) (?:what|whom)"  # "over what?", "with whom?"
+    r"|(?:for )?how (?:many|much|often|long|far)"
+    r"|how come|how so|why so (?:long|late|early|soon|much|many|few|slow|fast|high|low)"
+    r"|why|when|where|how|who|what)"
     r"(?: (?:exactly|so|then|not))?"
     r"(?: (?:is|was|were|are|did|does|do|has|had|would|will) (?:that|this|it)"
     r"(?: (?:happen|happened|occur|occurred|take place|come about|start|end))?)?",
@@ -134,6 +145,14 @@ _PEOPLE = _set(
 # injuries?" names what it asks about, and stands alone.)
 _INDEFINITE = _set("anyone anybody someone somebody anything something everyone everybody nobody")
 _NOT_TOPIC = _set("a an the not no n't any else ever also there here in of to for by at")
+# An answer that is an amount, a score or a span of time.
+_AMOUNT = re.compile(
+    r"(?:about |around |almost |nearly |over |at least |more than |less than )?"
+    r"(?:[$€£¥]?\d|(?:one|two|three|four|five|six|seven|eight|nine|ten|a few|several|dozens|hundreds"
+    r"|thousands|millions) (?:[a-z]+ )?"
+    r"(?:days|weeks|months|years|hours|minutes|points|times|people|percent)\b)",
+    re.IGNORECASE,
+)
 # "any involvement by the armed forces": a quantified answer is no one "it" can point back to.
 _QUANTIFIERS = _set("any no every each")
 # "he went there": a verb of going takes "to" before the place that "there" stands for.
@@ -155,11 +174,14 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
     focus = conversation.focus
     if _GIST.fullmatch(core):
         return Interpretation(Kind.GIST, question, within=conversation.article_in_focus)
+    named = _NAMED_GIST.fullmatch(core)
+    if named is not None:
+        return Interpretation(Kind.GIST, question, about=named.group("asked") or named.group("named"))
     previous = conversation.last
     if previous is None:
         return Interpretation(Kind.ALONE, question, within=focus)
-    # Leaning on an answer means reading in its article; on a refusal, wherever it was asked.
-    within = previous.article_id or focus
+    # Leaning on an answer means reading in its article; on a refusal, in the last answer's.
+    within = previous.article_id or conversation.article_in_focus
     if _NEXT.fullmatch(core):
         if previous.sentence is None:
             return Interpretation(Kind.ALONE, question, within=focus)
@@ -185,7 +207,11 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
         return Interpretation(Kind.FOLLOW_UP, asked, asked, within, previous)
     bare = _BARE.fullmatch(core)
     if bare is not None:
-        wh = "why" if bare.group(1) in ("how come", "how so") else bare.group(1)
+        wh = (
+            "why"
+            if bare.group(1) in ("how come", "how so") or bare.group(1).startswith("why")
+            else bare.group(1)
+        )
         rewritten = _swap_question_word(wh, previous)
         if rewritten is not None and core.split()[-1] == "not":
             rewritten = _negated(rewritten)  # "did he attend?" "why not?" → "why did he not attend?"
@@ -202,13 +228,19 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
         question = _sentence_case(question.split(maxsplit=1)[1])  # "and who was appointed?"
     there = _locative(question)
     placed = _there(question, there, previous) if there is not None else None
-    resolved = _resolve_pronouns(placed or question, previous) or placed or _definite(question)
+    resolved = _resolve_pronouns(placed or question, previous)
+    if resolved is None and _AMOUNT.match(previous.short or "") and len(conversation.turns) > 1:
+        # "who did they beat?" after "what was the score?": a score is no one; the turn before names them.
+        earlier = conversation.turns[-2]
+        if earlier.article_id == within:
+            resolved = _resolve_pronouns(placed or question, earlier)
+    resolved = resolved or placed or _definite(question)
     if resolved is not None:
         return Interpretation(Kind.FOLLOW_UP, resolved, resolved, within, previous)
-    if there is not None or (previous.article_id is not None and _unnamed(core)):
+    if there is not None or (within is not None and (_unnamed(core) or _outside_pronouns(question))):
         # "how many people live there?" after no place was asked for: it means a place of the
-        # last answer's article, whichever; "was anyone hurt?": anyone in the story just told.
-        # Read as asked, in that article.
+        # last answer's article, whichever; "was anyone hurt?": anyone in the story just told;
+        # "who is she?" with no one to take "she" from: someone of that story. Read as asked, there.
         return Interpretation(Kind.FOLLOW_UP, question, None, within, previous)
     return Interpretation(Kind.ALONE, question, within=focus)
 
@@ -276,7 +308,7 @@ def _is_name(text: str) -> bool:
     words = text.split()
     return (
         0 < len(words) <= 6
-        and words[0][:1].isupper()
+        and (words[0][:1].isupper() or (words[0] == "the" and len(words) > 1))  # "the Broncos"
         and not any(char.isdigit() for char in text)
         and all(w[:1].isupper() or w.lower() in {"of", "the", "and", "de", "for"} for w in words)
     )
@@ -309,6 +341,9 @@ def _names(text: str, skip_first: bool = True) -> list[str]:
         joins = bool(current) and token.lower() in {"of", "de"} and position + 1 < len(tokens)
         if (capital and not (skip_first and position == 0) and token != "I") or joins:
             owner = re.sub(r"['’]s?$", "", token)
+            following = tokens[position + 1] if position + 1 < len(tokens) else ""
+            if owner != token and following[:1].isupper():
+                owner = token  # "Levi's Stadium": the possessive is part of the name
             current.append(owner)
             if owner != token:  # "Tesla's father": the name ends at its owner
                 runs.append(current)
@@ -372,7 +407,16 @@ def _swap_question_word(wh: str, previous: Turn) -> str | None:
     elif words[at].lower() in _AUX and not _verb_follows(words, at):
         # The answer was the object: "who did Pashinian fire?" → "why did Pashinian fire Gasparian?"
         verb = next((i for i in range(at + 1, len(words)) if _can_be_verb(words[i])), len(words) - 1)
-        rewritten = f"{wh} {text[tokens[at].start() : tokens[verb].end()]} {answer} {rest(verb + 1)}"
+        asked_to = text[tokens[at].start() : tokens[verb].end()]
+        after = [word.lower() for word in words[verb + 1 :]]
+        if after[-2:] == ["to", "do"]:
+            # "what were residents told to do?" → "… were residents told to keep their windows shut?"
+            rewritten = f"{wh} {text[tokens[at].start() : tokens[len(words) - 2].end()]} {answer}"
+        elif len(after) == 1 and after[0] in _PHRASE_ENDS:
+            # "who did Tesla clash with?" → "over what did Tesla clash with Professor Poeschl?"
+            rewritten = f"{wh} {asked_to} {rest(verb + 1)} {answer}"
+        else:
+            rewritten = f"{wh} {asked_to} {answer} {rest(verb + 1)}"
     elif words[at].lower() in _AUX:
         # The answer was the subject: "who was fired?" → "why was Onik Gasparian fired?"
         rewritten = f"{wh} {words[at]} {answer} {rest(at + 1)}"
@@ -436,7 +480,8 @@ def _about_someone_else(question: str, other: str) -> str | None:
     at = question.rfind(target)
     before = question[:at]
     if re.match(r"(?:the|a|an) ", other, re.IGNORECASE):
-        before = re.sub(r"\b(?:the|a|an) $", "", before, flags=re.IGNORECASE)  # not "the the Broncos"
+        # Not "the the Broncos", nor "a new a repair" after "how much would a new bridge cost?".
+        before = re.sub(rf"\b(?:the|a|an)(?: (?!{_PHRASE_END})[a-z][\w-]*){{0,2}} $", "", before, flags=re.I)
     return before + other + question[at + len(target) :]
 
 
@@ -469,25 +514,34 @@ def _subject(question: str) -> str | None:
     return " ".join(subject) or None
 
 
-def _resolve_pronouns(question: str, previous: Turn) -> str | None:
-    """The question with each pronoun that refers outside it replaced by what it refers to; None
-    when there is none, or when the question names someone a pronoun may refer to."""
+def _outside_pronouns(question: str) -> list[tuple[int, re.Match[str]]]:
+    """The pronouns of the question that refer to something outside it, with their positions among
+    its words; none when the question names someone a pronoun may refer to."""
     tokens = list(_WORD.finditer(question))
     words = [match.group() for match in tokens]
-    pieces: list[str] = []
-    done = 0
+    found: list[tuple[int, re.Match[str]]] = []
     for position, match in enumerate(tokens):
-        lower = match.group().lower()
-        if lower not in PRONOUNS:
+        if match.group().lower() not in PRONOUNS:
             continue
         asked_for = _question_phrase(words)
         # Only before the first pronoun: in "did he patent it?" "patent" follows "he", its subject.
-        if not pieces and any(
+        if not found and any(
             _antecedent(word, i == 0) for i, word in enumerate(words[asked_for:position], start=asked_for)
         ):
-            return None  # "what did Tesla do with his money?": the question says whose
-        if not _refers_outside(words, position):
-            continue
+            return []  # "what did Tesla do with his money?": the question says whose
+        if _refers_outside(words, position):
+            found.append((position, match))
+    return found
+
+
+def _resolve_pronouns(question: str, previous: Turn) -> str | None:
+    """The question with each pronoun that refers outside it replaced by what it refers to; None
+    when there is none, or when one has nothing in the last turn to refer to."""
+    words = [match.group() for match in _WORD.finditer(question)]
+    pieces: list[str] = []
+    done = 0
+    for position, match in _outside_pronouns(question):
+        lower = match.group().lower()
         referent = _referent(previous, lower)
         if referent is None:
             return None
@@ -569,16 +623,20 @@ def _referent(previous: Turn, pronoun: str) -> str | None:
     if short and pronoun in _PERSONAL and names_someone and _is_name(short):
         return _without_title(short)
     quantified = bool(_QUANTIFIERS & {word.lower() for word in (short or "").split()[:1]})
-    if short and pronoun not in _PERSONAL and names_something and not quantified:
+    # "24–10", "$5 million", "three months" stand for nothing a pronoun can mean, nor does what was
+    # measured ("the score"): only a name the question holds, else nothing (the turn before may).
+    amount = bool(short) and _AMOUNT.match(short or "") is not None
+    if short and pronoun not in _PERSONAL and names_something and not quantified and not amount:
         return short
     relative = _relative(previous.question or "", pronoun)
     if relative is not None:
         return relative
     if previous.question:
         found = _names(previous.question) if pronoun in _PERSONAL else _things(previous.question, pronoun)
+        found = [thing for thing in found if _is_name(thing)] if amount else found
         if found:
             return _without_title(found[0])
-    if previous.sentence_text:
+    if previous.sentence_text and not amount:
         names = _names(previous.sentence_text)
         if names:
             return _without_title(names[0])

@@ -160,6 +160,18 @@ def test_the_gist_of_several_articles_lists_them_newest_first(two_articles: Answ
     assert gist.sentence.text.startswith("Super Bowl 50 was an American football game")
 
 
+def test_the_gist_of_the_article_a_question_names(two_articles: AnswerEngine) -> None:
+    """Named by a word of its title, or by words only its text holds; the gist puts it in focus."""
+    super_bowl, armenia = chat(
+        two_articles, "what is the Super Bowl article about?", "tl;dr of the protest story"
+    )
+    assert super_bowl.kind == GIST and super_bowl.sentence is not None
+    assert super_bowl.sentence.text.startswith("Super Bowl 50 was an American football game")
+    assert armenia.kind == GIST and armenia.focus == ARMENIA
+    # A name that matches nothing lists the articles.
+    assert two_articles.ask("what is the volcano article about?").kind == OVERVIEW
+
+
 def test_a_follow_up_on_an_article_that_was_removed_is_read_as_asked(two_articles: AnswerEngine) -> None:
     gone = Conversation(
         (Turn("who was fired?", True, "no-such-article", "no-such-article#0", 3, "x", "Gasparian"),)

@@ -158,6 +158,34 @@ def after(question: str, short: str | None, *, article: str = ARMENIA, sentence:
             "who leads it?",
             "Who leads the council?",
         ),
+        # A question word with its preposition; an answer after the verb's own preposition.
+        (
+            "Who did Tesla clash with?",
+            "Professor Poeschl",
+            "over what?",
+            "Over what did Tesla clash with Professor Poeschl?",
+        ),
+        # The answer takes the place of "do" in "told to do".
+        (
+            "What were Millbrook residents told to do?",
+            "keep their windows shut",
+            "for how long?",
+            "For how long were Millbrook residents told to keep their windows shut?",
+        ),
+        # "and a repair?" replaces the whole of "a new Mill Street Bridge", not its name alone.
+        (
+            "How much would a new Mill Street Bridge cost?",
+            "$48 million",
+            "and a repair?",
+            "How much would a repair cost?",
+        ),
+        # A possessive followed by a capitalised word is part of the name.
+        (
+            "When did Levi's Stadium open?",
+            "2014",
+            "how much did it cost?",
+            "How much did Levi's Stadium cost?",
+        ),
         # "and the Panthers?" stands in for the name it is most like: "the" before it, a plural.
         (
             "By what score did the Broncos defeat New England Patriots in the AFC Championship Game?",
@@ -226,6 +254,45 @@ def test_a_question_about_someone_unnamed_reads_as_asked_in_the_last_answers_art
     # Naming what it is about, it stands alone.
     named = interpret("was anyone hurt in the Super Bowl?", after("who was fired?", "Gasparian"))
     assert named.kind is Kind.ALONE
+
+
+def test_a_score_is_no_one_so_they_are_whom_the_turn_before_named() -> None:
+    won = Turn(
+        "Who won Super Bowl 50?", True, "sb", "sb#1", 2, "The Broncos took an early lead.", "The Broncos"
+    )
+    score = Turn(
+        "What was the score?", True, "sb", "sb#4", 9, "The Panthers scored 500 points.", "500 points"
+    )
+    reading = interpret("who did they beat?", Conversation((won, score)))
+    assert reading.read_as == "Who did the Broncos beat?" and reading.within == "sb"
+
+
+def test_a_pronoun_with_nothing_to_take_reads_as_asked_in_the_story_of_the_last_answer() -> None:
+    """ "who is she?" after a refusal that followed an answer: no one to take "she" from, but the
+    story is still the one the last answer came from."""
+    answered = Turn(
+        "Will the workers be paid?", True, ARMENIA, f"{ARMENIA}#2", 4, "They will be paid.", "paid"
+    )
+    refused = Turn("What does the union say?", False)
+    conversation = Conversation((answered, refused))
+    assert conversation.article_in_focus == ARMENIA
+    reading = interpret("who is she?", conversation)
+    assert reading.kind is Kind.FOLLOW_UP and reading.within == ARMENIA
+    assert reading.question == "who is she?" and reading.read_as is None
+
+
+@pytest.mark.parametrize(
+    ("question", "about"),
+    [
+        ("what is the Tesla article about?", "tesla"),
+        ("tl;dr of the Corvane fire story", "corvane fire"),
+        ("Summarize the Super Bowl article", "super bowl"),
+        ("give me the gist of the bridge story", "bridge"),
+    ],
+)
+def test_the_gist_of_an_article_named_by_its_topic(question: str, about: str) -> None:
+    reading = interpret(question, after("who was fired?", "Onik Gasparian"))
+    assert (reading.kind, reading.about) == (Kind.GIST, about)
 
 
 def test_a_role_is_read_as_the_name_the_article_gives_its_holder() -> None:
