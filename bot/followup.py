@@ -94,10 +94,14 @@ _GIST = re.compile(
     r"|tl;? ?dr|tldr)",
 )
 # "what is the Tesla article about?", "tl;dr of the Corvane fire story": the gist of the article named.
+# A short name of a few words, none of them a preposition ("What was the name of the WWF report?"
+# asks something else).
+_NAME_WORD = r"(?!(?:of|in|for|by|from|with|about|on|at|to)\b)[\w'-]+"
+_NAME = rf"{_NAME_WORD}(?: {_NAME_WORD}){{0,2}}"
 _NAMED_GIST = re.compile(
-    r"(?:what(?:'s| is| was) (?:the|that) (?P<asked>.+?) (?:article|story|piece|report)(?: (?:about|on))?"
+    rf"(?:what(?:'s| is| was) (?:the|that) (?P<asked>{_NAME}) (?:article|story) about"
     r"|(?:please )?(?:summari[sz]e|sum up|tl;? ?dr(?: of)?|(?:give me )?(?:a |the )?(?:summary|gist) of)"
-    r" (?:the |that )?(?P<named>.+?) (?:article|story|piece|report))"
+    rf" (?:the |that )?(?P<named>{_NAME}) (?:article|story|piece|report))"
 )
 _NEXT = re.compile(
     r"(?:and )?(?:then )?(?:what happened (?:next|then|after(?:wards| that| this)?|later)"

@@ -339,6 +339,13 @@ def test_the_gist_is_asked_for_in_many_words(question: str) -> None:
 
 def test_what_happened_to_someone_is_no_request_for_the_gist() -> None:
     assert interpret("What happened to his lab?").kind is Kind.ALONE
+    # Questions about a report or a story are no requests for an article's gist (SQuAD holds them).
+    for question in (
+        "What was the name of the WWF report?",
+        "What was the focus of the 2007/2008 Human Development Report?",
+        "What was the title of Crouch's article?",
+    ):
+        assert interpret(question).kind is Kind.ALONE, question
 
 
 def test_what_else_asks_the_last_question_again_and_next_continues_the_article() -> None:
