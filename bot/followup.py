@@ -19,6 +19,7 @@ A follow-up is searched within the article of the answer it leans on.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -544,11 +545,16 @@ def _resolve_pronouns(question: str, previous: Turn) -> str | None:
     words = [match.group() for match in _WORD.finditer(question)]
     pieces: list[str] = []
     done = 0
+    taken: dict[str, str] = {}  # referents by pronoun: "he" and "it" in one question are two
     for position, match in _outside_pronouns(question):
         lower = match.group().lower()
-        referent = _referent(previous, lower)
+        others = [
+            referent for pronoun, referent in taken.items() if (pronoun in _NEUTER) != (lower in _NEUTER)
+        ]
+        referent = _referent(previous, lower, others)
         if referent is None:
             return None
+        taken[lower] = referent
         following = words[position + 1].lower() if position + 1 < len(words) else ""
         possessive = lower in _POSSESSIVE or (
             lower == "her" and following.isalpha() and following not in _NOT_NOUN
@@ -616,11 +622,15 @@ def _refers_outside(words: list[str], position: int) -> bool:
     return words[position + 1 : position + 2] not in (["mean"], ["means"], ["take"], ["takes"])
 
 
-def _referent(previous: Turn, pronoun: str) -> str | None:
+def _referent(previous: Turn, pronoun: str, others: Collection[str] = ()) -> str | None:
     """Who or what a pronoun most likely means after `previous`: its answer when the question asked
     for someone or something (for "he" and "she", a name); else what its question was about."""
     asked = _core(previous.question or "").split()[:1]
     short = _head(previous.short) if previous.short else None
+    action = (short or "").split(maxsplit=1)
+    if len(action) == 2 and action[0].islower() and set(_lemmas(action[0])) == {"VERB"}:
+        # "signed a letter" (what did the officers do?): an act, no one; "it" is what it acted on.
+        short = _head(action[1]) if pronoun in _NEUTER else None
     # After "where was Tesla born?" the answer is a place and "his" means Tesla; after "when?" a date.
     names_someone = not asked or asked[0] in {"who", "whom", "whose"}
     names_something = names_someone or asked[0] in {"what", "which", "where"}
@@ -630,7 +640,9 @@ def _referent(previous: Turn, pronoun: str) -> str | None:
     # "24–10", "$5 million", "three months" stand for nothing a pronoun can mean, nor does what was
     # measured ("the score"): only a name the question holds, else nothing (the turn before may).
     amount = bool(short) and _AMOUNT.match(short or "") is not None
-    if short and pronoun not in _PERSONAL and names_something and not quantified and not amount:
+    # "how much did he pay for it?": "it" is not whom "he" already stands for.
+    taken = short is not None and _without_title(short) in others
+    if short and pronoun not in _PERSONAL and names_something and not (quantified or amount or taken):
         return short
     relative = _relative(previous.question or "", pronoun)
     if relative is not None:
@@ -738,7 +750,11 @@ def _things(question: str, pronoun: str) -> list[str]:
     """What "it" or "they" may mean in a question: its names, then its "the …" phrases, those in the
     plural first for "they"."""
     names = [f"the {name}" if f"the {name}" in question else name for name in _names(question)]
-    phrases = names + re.findall(r"\b(?:the|a|an|its|their) [a-z][\w-]*(?: [a-z][\w-]*)?", question)
+    # "Tesla's motor" before "Tesla": for "it", what a name owns is a thing; the name may be a person.
+    owned = (
+        re.findall(r"\b(?:[A-Z][\w-]* )*[A-Z][\w-]*['’]s [a-z][\w-]*", question) if pronoun in _NEUTER else []
+    )
+    phrases = owned + names + re.findall(r"\b(?:the|a|an|its|their) [a-z][\w-]*(?: [a-z][\w-]*)?", question)
     phrases = [" ".join(p.split()[:-1]) if not _noun_like(p.split()[-1], False) else p for p in phrases]
     phrases = [p for p in phrases if len(p.split()) > 1 or p[:1].isupper()]
     if pronoun in _PLURAL:

@@ -179,6 +179,20 @@ def after(question: str, short: str | None, *, article: str = ARMENIA, sentence:
             "and a repair?",
             "How much would a repair cost?",
         ),
+        # "he" and "it" are not the same one: "it" is what the name owned, not the man who answered.
+        (
+            "Who licensed Tesla's motor?",
+            "George Westinghouse",
+            "how much did he pay for it?",
+            "How much did George Westinghouse pay for Tesla's motor?",
+        ),
+        # An act is no one: "them" are who acted, "it" what they acted on.
+        (
+            "What did the officers do in response?",
+            "signed a letter",
+            "how many of them signed it?",
+            "How many of the officers signed a letter?",
+        ),
         # A possessive followed by a capitalised word is part of the name.
         (
             "When did Levi's Stadium open?",
