@@ -212,11 +212,9 @@ def interpret(question: str, conversation: Conversation | None = None) -> Interp
         return Interpretation(Kind.FOLLOW_UP, asked, asked, within, previous)
     bare = _BARE.fullmatch(core)
     if bare is not None:
-        wh = (
-            "why"
-            if bare.group(1) in ("how come", "how so") or bare.group(1).startswith("why")
-            else bare.group(1)
-        )
+        wh = bare.group(1)
+        if wh in ("how come", "how so") or wh.startswith("why so"):
+            wh = "why"
         rewritten = _swap_question_word(wh, previous)
         if rewritten is not None and core.split()[-1] == "not":
             rewritten = _negated(rewritten)  # "did he attend?" "why not?" → "why did he not attend?"
@@ -626,20 +624,20 @@ def _referent(previous: Turn, pronoun: str, others: Collection[str] = ()) -> str
     """Who or what a pronoun most likely means after `previous`: its answer when the question asked
     for someone or something (for "he" and "she", a name); else what its question was about."""
     asked = _core(previous.question or "").split()[:1]
-    short = _head(previous.short) if previous.short else None
+    short = _head(previous.short or "") or None
     action = (short or "").split(maxsplit=1)
     if len(action) == 2 and action[0].islower() and set(_lemmas(action[0])) == {"VERB"}:
         # "signed a letter" (what did the officers do?): an act, no one; "it" is what it acted on.
-        short = _head(action[1]) if pronoun in _NEUTER else None
+        short = (_head(action[1]) or None) if pronoun in _NEUTER else None
     # After "where was Tesla born?" the answer is a place and "his" means Tesla; after "when?" a date.
     names_someone = not asked or asked[0] in {"who", "whom", "whose"}
     names_something = names_someone or asked[0] in {"what", "which", "where"}
     if short and pronoun in _PERSONAL and names_someone and _is_name(short):
         return _without_title(short)
-    quantified = bool(_QUANTIFIERS & {word.lower() for word in (short or "").split()[:1]})
+    quantified = short is not None and short.split()[0].lower() in _QUANTIFIERS
     # "24–10", "$5 million", "three months" stand for nothing a pronoun can mean, nor does what was
     # measured ("the score"): only a name the question holds, else nothing (the turn before may).
-    amount = bool(short) and _AMOUNT.match(short or "") is not None
+    amount = short is not None and _AMOUNT.match(short) is not None
     # "how much did he pay for it?": "it" is not whom "he" already stands for.
     taken = short is not None and _without_title(short) in others
     if short and pronoun not in _PERSONAL and names_something and not (quantified or amount or taken):
