@@ -540,9 +540,11 @@ class MilvusStore:
         kept = {a.id for a in articles} - {a.id for a in fresh}
         gone = sorted(set(live) - kept)  # removed, or changed and written again
         if previous is None:
-            generation = (
-                f"{self.collection}_g{time.strftime('%Y%m%d%H%M%S')}{time.perf_counter_ns() % 1000:03d}"
-            )
+            # The clock to the nanosecond, read once: two rebuilds in one second get two names (the
+            # remainder of perf_counter_ns() that stood here gave the same one about once in 1,000).
+            now = time.time_ns()
+            stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(now // 10**9))
+            generation = f"{self.collection}_g{stamp}{now % 10**9:09d}"
             self._call(lambda: _create_generation(client, generation, embedder.dimension))
             words: Counter[str] = Counter()
             terms: Counter[str] = Counter()
